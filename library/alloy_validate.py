@@ -1,0 +1,168 @@
+#!/usr/bin/python
+"""Ansible module: validate a Grafana Alloy configuration before it is applied."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: alloy_validate
+short_description: Validate a Grafana Alloy configuration offline
+description:
+  - Checks an Alloy configuration the way C(alloy fmt) (syntax) and C(alloy validate) (unknown components,
+    unknown or missing arguments, references out of scope, duplicate blocks, cycles) would, without needing
+    the Alloy binary.
+  - A directory is one configuration made of its C(*.alloy) files (not recursive), as C(alloy run DIR)
+    loads it.
+  - When an C(alloy) binary is on the PATH, it also runs C(alloy fmt) on every file and, unless
+    I(syntax_only), C(alloy validate) on I(path), and reports both in C(alloy_binary).
+  - Read-only, so it runs in check mode too and never reports a change.
+options:
+  path:
+    description: An Alloy file, or a directory of C(*.alloy) files forming one configuration.
+    type: path
+    required: true
+  syntax_only:
+    description: Only parse the files, as C(alloy fmt) does.
+    type: bool
+    default: false
+  stability_level:
+    description: Minimum stability level allowed, as Alloy's C(--stability.level) flag.
+    type: str
+    choices: [experimental, public-preview, generally-available]
+    default: generally-available
+  alloy_timeout:
+    description: Seconds allowed for each run of the C(alloy) binary, when there is one.
+    type: int
+    default: 30
+author:
+  - alloy-migration maintainers
+"""
+
+EXAMPLES = r"""
+- name: Validate the rendered Alloy configuration directory
+  alloy_validate:
+    path: "{{ __alloy_render_dir }}"
+
+- name: Check the syntax of one file only
+  alloy_validate:
+    path: /tmp/alloy/config.alloy
+    syntax_only: true
+"""
+
+RETURN = r"""
+files:
+  description: The files validated, in the order Alloy loads them.
+  returned: always
+  type: list
+  elements: str
+errors:
+  description: Every error found, located as Alloy locates it (line and column are 1-based).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"file": "main.alloy", "line": 3, "column": 5, "message": "missing required attribute \"url\""}]
+alloy_warnings:
+  description: Problems that do not make Alloy reject the configuration (deprecated functions, components
+    the validator does not check).
+  returned: always
+  type: list
+  elements: dict
+alloy_binary:
+  description: Results of the real C(alloy fmt) and C(alloy validate), or null without C(alloy) on the PATH.
+  returned: always
+  type: dict
+  sample: {"path": "/usr/bin/alloy", "fmt": {"rc": 0, "stderr": ""}, "validate": {"rc": 0, "stderr": ""}}
+"""
+
+import subprocess
+
+from ansible.module_utils.alloy_syntax import Diagnostic
+from ansible.module_utils.alloy_validator import (
+    DEFAULT_STABILITY,
+    STABILITY_LEVELS,
+    format_diagnostic,
+    validate_path,
+)
+from ansible.module_utils.basic import AnsibleModule
+
+
+def as_dict(diagnostic: Diagnostic) -> dict[str, object]:
+    return {
+        "file": diagnostic.filename,
+        "line": diagnostic.line,
+        "column": diagnostic.column,
+        "message": diagnostic.message,
+    }
+
+
+def run_binary(command: list[str], timeout: int) -> dict[str, object]:
+    try:
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return {"rc": None, "stderr": f"timed out after {timeout}s"}
+    return {"rc": completed.returncode, "stderr": completed.stderr.strip()}
+
+
+def run_alloy_binary(
+    binary: str, path: str, files: list[str], syntax_only: bool, timeout: int
+) -> dict[str, object]:
+    """Run the real alloy fmt on every file (stopping at the first failure) and alloy validate on path."""
+    fmt: dict[str, object] = {"rc": 0, "stderr": ""}
+    for name in files:
+        fmt = run_binary([binary, "fmt", name], timeout)
+        if fmt["rc"] != 0:
+            break
+    report: dict[str, object] = {"path": binary, "fmt": fmt, "validate": None}
+    if not syntax_only:
+        report["validate"] = run_binary([binary, "validate", path], timeout)
+    return report
+
+
+def binary_failed(report: dict[str, object] | None) -> bool:
+    if report is None:
+        return False
+    return any(isinstance(run, dict) and run["rc"] != 0 for run in (report["fmt"], report["validate"]))
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "path": {"type": "path", "required": True},
+            "syntax_only": {"type": "bool", "default": False},
+            "stability_level": {
+                "type": "str",
+                "choices": list(STABILITY_LEVELS),
+                "default": DEFAULT_STABILITY,
+            },
+            "alloy_timeout": {"type": "int", "default": 30},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    result = validate_path(
+        params["path"], syntax_only=params["syntax_only"], stability_level=params["stability_level"]
+    )
+    binary = module.get_bin_path("alloy")
+    report = None
+    if binary:
+        report = run_alloy_binary(
+            binary, params["path"], result.files, params["syntax_only"], params["alloy_timeout"]
+        )
+    for warning in result.warnings:
+        module.warn(format_diagnostic(warning))
+    outcome = {
+        "changed": False,
+        "files": result.files,
+        "errors": [as_dict(d) for d in result.errors],
+        "alloy_warnings": [as_dict(d) for d in result.warnings],
+        "alloy_binary": report,
+    }
+    if result.errors:
+        module.fail_json(msg="\n".join(format_diagnostic(d) for d in result.errors), **outcome)
+    if binary_failed(report):
+        module.fail_json(msg=f"{binary} rejected {params['path']}; see alloy_binary", **outcome)
+    module.exit_json(**outcome)
+
+
+if __name__ == "__main__":
+    main()
