@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,6 +84,11 @@ class _Server(ThreadingHTTPServer):
             # Handshake in the worker thread, so a slow client cannot block the accept loop.
             connection = self._tls.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
         return connection, address
+
+    def handle_error(self, request, client_address) -> None:  # type: ignore[override]
+        """Scrapers hanging up after their timeout are routine here, not worth a traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     def finish_request(self, request, client_address) -> None:  # type: ignore[override]
         if isinstance(request, ssl.SSLSocket):

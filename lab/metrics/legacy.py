@@ -16,6 +16,7 @@ from typing import Any
 
 from lab.metrics.config import MetricsConfig
 from lab.metrics.exporters import ClusterView
+from lab.metrics.mimir import gateway_prefix
 from lab.metrics.prometheus import duration
 
 TARGET_FILES = ("kubelet", "node-exporter", "kube-state-metrics", "cadvisor")
@@ -200,16 +201,15 @@ def agent_config(
     """
     interval = config.scrape_interval_seconds
     identity = f"{replica.namespace}/{replica.cr}"
-    remote_write: dict[str, Any] = {
-        "url": f"{mimir_url}/api/v1/push",
+    gateway = gateway_prefix(config.tenant_id) if config.multitenancy_enabled else ""
+    remote_write = {
+        "url": f"{mimir_url}{gateway}/api/v1/push",
         "queue_config": {
             "batch_send_deadline": duration(min(5.0, interval)),
             "max_shards": 2,
             "min_backoff": "100ms",
         },
     }
-    if config.multitenancy_enabled:
-        remote_write["headers"] = {"X-Scope-OrgID": config.tenant_id}
     return {
         "global": {
             "scrape_interval": duration(interval),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +50,15 @@ def _is_app(resource: dict, app: str) -> bool:
     labels = meta.get("labels") or {}
     name = meta.get("name", "")
     return app in (labels.get("app.kubernetes.io/name"), labels.get("app"), name) or name.endswith(f"-{app}")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def node_addresses(nodes: list[dict]) -> tuple[NodeInfo, ...]:
@@ -223,7 +233,7 @@ class MetricsPlane:
     def _start_agent(self, replica: legacy.Replica) -> PrometheusProcess:
         assert self.exporters is not None and self.mimir is not None
         used = {agent.port for agent in self.agents.values() if agent.running()}
-        port = next(port for port in range(self.config.agent_base_port, 65536) if port not in used)
+        port = next(p for p in range(self.config.agent_base_port, 65536) if p not in used and _bindable(p))
         config = legacy.agent_config(
             replica,
             self.config,

@@ -92,9 +92,16 @@ class PrometheusProcess:
             self.process.stdout.close()
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Writes repeated sub-structures in full: no YAML anchors in generated configs."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def write_config(path: Path, config: dict[str, Any]) -> None:
     temporary = path.with_suffix(".tmp")
-    temporary.write_text(yaml.safe_dump(config, sort_keys=False))
+    temporary.write_text(yaml.dump(config, Dumper=_PlainDumper, sort_keys=False))
     temporary.replace(path)
 
 
