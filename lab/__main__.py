@@ -1,0 +1,148 @@
+"""`python -m lab up|down|status|fault|serve`: the rehearsal cluster's command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from lab import config as lab_config
+from lab.runtime import STATE_FILE, serve
+
+START_TIMEOUT = 90.0
+
+
+def _state(run_dir: Path) -> dict | None:
+    path = run_dir / STATE_FILE
+    if not path.exists():
+        return None
+    state = json.loads(path.read_text())
+    try:
+        os.kill(state["pid"], 0)
+    except ProcessLookupError:
+        return None
+    return state
+
+
+def _control(state: dict, method: str, path: str, body: dict | None = None) -> dict:
+    request = urllib.request.Request(
+        state["control"] + path,
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"Bearer {state['control_token']}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def cmd_up(cfg: lab_config.LabConfig) -> int:
+    state = _state(cfg.run_dir)
+    if state and state.get("ready"):
+        print(f"lab already running (pid {state['pid']})")
+        return cmd_status(cfg)
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    (cfg.run_dir / STATE_FILE).unlink(missing_ok=True)
+    log = open(cfg.run_dir / "lab.log", "ab")  # noqa: SIM115 - handed to the child process
+    env = {**os.environ, "LAB_RUN_DIR": str(cfg.run_dir), "LAB_INVENTORY": str(cfg.inventory)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lab", "serve"],
+        cwd=lab_config.ROOT,
+        env=env,
+        stdout=log,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            print(f"lab failed to start (exit {process.returncode}); see {cfg.run_dir / 'lab.log'}", file=sys.stderr)
+            return 1
+        state = _state(cfg.run_dir)
+        if state and state.get("ready"):
+            print(f"lab up in {START_TIMEOUT - (deadline - time.monotonic()):.1f}s (pid {state['pid']})")
+            return cmd_status(cfg)
+        time.sleep(0.2)
+    process.terminate()
+    print(f"lab did not become ready within {START_TIMEOUT:.0f}s; see {cfg.run_dir / 'lab.log'}", file=sys.stderr)
+    return 1
+
+
+def cmd_down(cfg: lab_config.LabConfig) -> int:
+    state = _state(cfg.run_dir)
+    if state is None:
+        print("lab is not running")
+        return 0
+    os.kill(state["pid"], signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(state["pid"], 0)
+        except ProcessLookupError:
+            print(f"lab stopped (pid {state['pid']})")
+            return 0
+        time.sleep(0.1)
+    os.kill(state["pid"], signal.SIGKILL)
+    print(f"lab killed after 30s (pid {state['pid']})")
+    return 0
+
+
+def cmd_status(cfg: lab_config.LabConfig) -> int:
+    state = _state(cfg.run_dir)
+    if state is None:
+        print("lab is not running (start it with `python -m lab up` or `make lab-up`)")
+        return 3
+    status = _control(state, "GET", "/status")
+    print(f"{'COMPONENT':<16} {'HEALTH':<8} {'ADDRESS':<28} DETAIL")
+    for comp in status["components"]:
+        health = "ok" if comp["healthy"] else "FAILING"
+        print(f"{comp['name']:<16} {health:<8} {comp['address']:<28} {comp['detail']}")
+    print("\nfiles for clients:")
+    for name, path in status["files"].items():
+        print(f"  {name:<16} {path}")
+    return 0 if all(c["healthy"] for c in status["components"]) else 1
+
+
+def cmd_fault(cfg: lab_config.LabConfig, args: argparse.Namespace) -> int:
+    state = _state(cfg.run_dir)
+    if state is None:
+        print("lab is not running", file=sys.stderr)
+        return 3
+    request: dict = {"target": args.target}
+    for pair in args.settings:
+        key, _, value = pair.partition("=")
+        request[key.replace("-", "_")] = value
+    print(json.dumps(_control(state, "POST", "/fault", request), indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
+    parser.add_argument("--inventory", type=Path, help="inventory directory (default inventories/lab)")
+    parser.add_argument("--run-dir", type=Path, help="where the lab keeps its state (default .lab)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start the lab in the background and wait until it is ready")
+    sub.add_parser("down", help="stop the lab and everything it started")
+    sub.add_parser("status", help="print each component, its address and health, and the client files")
+    sub.add_parser("serve", help="run the lab in the foreground (what `up` starts)")
+    fault = sub.add_parser("fault", help="inject a fault, e.g. `fault api error_rate=0.2 error_code=503`")
+    fault.add_argument("target", choices=["api"])
+    fault.add_argument("settings", nargs="*", help="key=value settings of the fault (0 clears)")
+    args = parser.parse_args(argv)
+    cfg = lab_config.load(args.inventory, args.run_dir)
+    if args.command == "serve":
+        serve(cfg)
+        return 0
+    if args.command == "fault":
+        return cmd_fault(cfg, args)
+    return {"up": cmd_up, "down": cmd_down, "status": cmd_status}[args.command](cfg)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The lab's Kubernetes API server: discovery, CRUD, patches, selectors, validation."""

@@ -1,0 +1,245 @@
+"""The lab process: starts every component, writes the client files, serves a control endpoint."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import signal
+import ssl
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import yaml
+
+from lab.config import LabConfig
+from lab.controllers import Controllers
+from lab.k8s.api import Api
+from lab.k8s.server import ApiServer
+from lab.k8s.store import Store
+from lab.nodes import NodeLifecycle
+from lab.pki import Pki
+from lab.seed import Seeder
+
+STATE_FILE = "lab.json"
+
+
+class Lab:
+    def __init__(self, config: LabConfig) -> None:
+        self.config = config
+        self.run_dir = config.run_dir
+        self.store = Store()
+        self.api = Api(self.store, config.kubernetes_version)
+        self.admin_token = secrets.token_urlsafe(32)
+        self.control_token = secrets.token_urlsafe(24)
+        self.controllers = Controllers(self.api, config.pod_ready_seconds, config.namespace)
+        self.nodes = NodeLifecycle(self.api, config)
+        self.server: ApiServer | None = None
+        self.control: ThreadingHTTPServer | None = None
+        self.started = time.time()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.pki = Pki(self.run_dir / "pki")
+        issued = self.pki.issue("apiserver", ["127.0.0.1", "localhost", "kubernetes", "kubernetes.default.svc"])
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(issued.cert, issued.key)
+        self.server = ApiServer(("127.0.0.1", self.config.api_port), self.api, {self.admin_token}, context)
+        self.server.requests.path = str(self.run_dir / "api-requests.jsonl")
+        threading.Thread(target=self.server.serve_forever, name="apiserver", daemon=True).start()
+        self.nodes.register()
+        Seeder(self.api, self.config).run()
+        self.controllers.start()
+        self.control = _ControlServer(self)
+        threading.Thread(target=self.control.serve_forever, name="control", daemon=True).start()
+        self._write_client_files()
+
+    def wait_settled(self, timeout: float = 60.0) -> bool:
+        """True once every seeded workload reports all its pods ready."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.workloads_ready():
+                return True
+            time.sleep(0.2)
+        return False
+
+    def workloads_ready(self) -> bool:
+        deployments = self.store.list("deployments.apps")
+        statefulsets = self.store.list("statefulsets.apps")
+        daemonsets = self.store.list("daemonsets.apps")
+        return (
+            all((d.get("status") or {}).get("readyReplicas", 0) == d["spec"]["replicas"] for d in deployments)
+            and all((s.get("status") or {}).get("readyReplicas", 0) == s["spec"]["replicas"] for s in statefulsets)
+            and bool(statefulsets)
+            and all(
+                (d.get("status") or {}).get("numberReady", -1) == d.get("status", {}).get("desiredNumberScheduled")
+                for d in daemonsets
+            )
+        )
+
+    def stop(self) -> None:
+        self.controllers.stop()
+        for server in (self.server, self.control):
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+        self.store.close()
+
+    # -- files for clients ----------------------------------------------------------------------
+    @property
+    def api_url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"https://{host}:{port}"
+
+    def files(self) -> dict[str, str]:
+        return {
+            "kubeconfig": str(self.run_dir / "kubeconfig"),
+            "ca": str(self.pki.ca_cert),
+            "token": str(self.run_dir / "token"),
+            "api request log": str(self.run_dir / "api-requests.jsonl"),
+            "log": str(self.run_dir / "lab.log"),
+        }
+
+    def _write_client_files(self) -> None:
+        ca_data = base64.b64encode(self.pki.ca_cert.read_bytes()).decode()
+        kubeconfig = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": self.config.cluster_name,
+                    "cluster": {"server": self.api_url, "certificate-authority-data": ca_data},
+                }
+            ],
+            "users": [{"name": "lab-admin", "user": {"token": self.admin_token}}],
+            "contexts": [
+                {
+                    "name": f"admin@{self.config.cluster_name}",
+                    "context": {"cluster": self.config.cluster_name, "user": "lab-admin"},
+                }
+            ],
+            "current-context": f"admin@{self.config.cluster_name}",
+        }
+        _write_secret(self.run_dir / "kubeconfig", yaml.safe_dump(kubeconfig, sort_keys=False))
+        _write_secret(self.run_dir / "token", self.admin_token)
+        state = {
+            "pid": os.getpid(),
+            "started": self.started,
+            "api": self.api_url,
+            "control": "http://{}:{}".format(*self.control.server_address[:2]),
+            "control_token": self.control_token,
+            "files": self.files(),
+        }
+        _write_secret(self.run_dir / STATE_FILE, json.dumps(state, indent=2))
+
+    # -- status ---------------------------------------------------------------------------------
+    def status(self) -> dict:
+        ready = self.nodes.ready()
+        return {
+            "components": [
+                {
+                    "name": "kubernetes-api",
+                    "address": self.api_url,
+                    "healthy": True,
+                    "detail": f"{len(self.store.list('pods'))} pods, revision {self.store.revision}",
+                },
+                {
+                    "name": "controllers",
+                    "address": "in-process",
+                    "healthy": self.controllers._thread.is_alive(),
+                    "detail": f"{self.controllers.passes} passes, workloads ready: {self.workloads_ready()}",
+                },
+                {
+                    "name": "nodes",
+                    "address": f"{len(ready)} nodes",
+                    "healthy": all(ready.values()),
+                    "detail": ", ".join(n for n, ok in ready.items() if not ok) or "all Ready",
+                },
+            ],
+            "files": self.files(),
+            "api_faults": self.server.faults.as_dict(),
+            "api_requests": self.server.requests.summary(),
+        }
+
+    def fault(self, request: dict) -> dict:
+        target = request.get("target")
+        if target == "api":
+            faults = self.server.faults
+            for key in ("error_rate", "error_code", "conflict_rate", "latency"):
+                if key in request:
+                    setattr(faults, key, type(getattr(faults, key))(request[key]))
+            return faults.as_dict()
+        raise ValueError(f"unknown fault target {target!r}")
+
+
+def _write_secret(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0o600)
+
+
+class _ControlServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, lab: Lab) -> None:
+        super().__init__(("127.0.0.1", 0), _ControlHandler)
+        self.lab = lab
+
+
+class _ControlHandler(BaseHTTPRequestHandler):
+    server: _ControlServer
+
+    def log_message(self, format: str, *args) -> None:
+        pass
+
+    def _reply(self, code: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _allowed(self) -> bool:
+        return self.headers.get("Authorization") == f"Bearer {self.server.lab.control_token}"
+
+    def do_GET(self) -> None:
+        if not self._allowed():
+            self._reply(401, {"error": "unauthorized"})
+        elif self.path == "/status":
+            self._reply(200, self.server.lab.status())
+        else:
+            self._reply(404, {"error": "not found"})
+
+    def do_POST(self) -> None:
+        if not self._allowed():
+            self._reply(401, {"error": "unauthorized"})
+            return
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        try:
+            if self.path == "/fault":
+                self._reply(200, self.server.lab.fault(body))
+            else:
+                self._reply(404, {"error": "not found"})
+        except ValueError as exc:
+            self._reply(400, {"error": str(exc)})
+
+
+def serve(config: LabConfig) -> None:
+    """Run the lab in the foreground until SIGTERM or SIGINT."""
+    lab = Lab(config)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    lab.start()
+    lab.wait_settled()
+    state_path = config.run_dir / STATE_FILE
+    state = json.loads(state_path.read_text())
+    state["ready"] = True
+    _write_secret(state_path, json.dumps(state, indent=2))
+    stop.wait()
+    lab.stop()
+    state_path.unlink(missing_ok=True)
