@@ -103,9 +103,7 @@ def run_binary(command: list[str], timeout: int) -> dict[str, object]:
     return {"rc": completed.returncode, "stderr": completed.stderr.strip()}
 
 
-def run_alloy_binary(
-    binary: str, path: str, files: list[str], syntax_only: bool, timeout: int
-) -> dict[str, object]:
+def run_alloy_binary(binary: str, path: str, files: list[str], syntax_only: bool, timeout: int) -> dict[str, object]:
     """Run the real alloy fmt on every file (stopping at the first failure) and alloy validate on path."""
     fmt: dict[str, object] = {"rc": 0, "stderr": ""}
     for name in files:
@@ -139,15 +137,11 @@ def main() -> None:
         supports_check_mode=True,
     )
     params = module.params
-    result = validate_path(
-        params["path"], syntax_only=params["syntax_only"], stability_level=params["stability_level"]
-    )
+    result = validate_path(params["path"], syntax_only=params["syntax_only"], stability_level=params["stability_level"])
     binary = module.get_bin_path("alloy")
     report = None
     if binary:
-        report = run_alloy_binary(
-            binary, params["path"], result.files, params["syntax_only"], params["alloy_timeout"]
-        )
+        report = run_alloy_binary(binary, params["path"], result.files, params["syntax_only"], params["alloy_timeout"])
     for warning in result.warnings:
         module.warn(format_diagnostic(warning))
     outcome = {

@@ -54,18 +54,14 @@ def _block(
 
 
 def _repeatable(spec: BlockSpec) -> BlockSpec:
-    return BlockSpec(
-        spec.attributes, spec.required_attributes, spec.blocks, spec.required, True, spec.checked
-    )
+    return BlockSpec(spec.attributes, spec.required_attributes, spec.blocks, spec.required, True, spec.checked)
 
 
 UNCHECKED = BlockSpec(checked=False)
 UNCHECKED_REPEATABLE = BlockSpec(repeatable=True, checked=False)
 
 # Shared blocks (docs/sources/shared/reference/components/*-block.md).
-TLS_CONFIG = _block(
-    "ca_pem ca_file cert_pem cert_file key_pem key_file server_name insecure_skip_verify min_version"
-)
+TLS_CONFIG = _block("ca_pem ca_file cert_pem cert_file key_pem key_file server_name insecure_skip_verify min_version")
 BASIC_AUTH = _block("username username_file password password_file")
 AUTHORIZATION = _block("type credentials credentials_file")
 OAUTH2 = _block(
@@ -262,9 +258,7 @@ _SPECS = (
             },
         ),
     ),
-    ComponentSpec(
-        "loki.process", _block(required="forward_to", blocks=_loki_stages()), frozenset({"receiver"})
-    ),
+    ComponentSpec("loki.process", _block(required="forward_to", blocks=_loki_stages()), frozenset({"receiver"})),
     ComponentSpec(
         "loki.relabel",
         _block("max_cache_size", "forward_to", {"rule": RULE}),
@@ -392,9 +386,7 @@ STDLIB_NAMESPACES: Mapping[str, frozenset[str]] = MappingProxyType(
         "sys": frozenset({"env"}),
         "convert": frozenset({"nonsensitive"}),
         "array": frozenset({"concat", "combine_maps"}),
-        "encoding": frozenset(
-            {"from_json", "from_yaml", "from_base64", "from_URLbase64", "to_base64", "to_URLbase64"}
-        ),
+        "encoding": frozenset({"from_json", "from_yaml", "from_base64", "from_URLbase64", "to_base64", "to_URLbase64"}),
         "string": frozenset(
             {
                 "format",

@@ -325,9 +325,7 @@ class Scanner:
             offset += 1
             count, base, maximum = {"x": (2, 16, 255), "u": (4, 16, 0x10FFFF), "U": (8, 16, 0x10FFFF)}[ch]
         else:
-            self._error(
-                start, "escape sequence not terminated" if ch == _EOF_CHAR else "unknown escape sequence"
-            )
+            self._error(start, "escape sequence not terminated" if ch == _EOF_CHAR else "unknown escape sequence")
             return offset
         value = 0
         for _ in range(count):
@@ -465,18 +463,7 @@ class ParenExpr:
     end: int
 
 
-Expr = (
-    Ident
-    | Literal
-    | ArrayExpr
-    | ObjectExpr
-    | UnaryExpr
-    | BinaryExpr
-    | AccessExpr
-    | IndexExpr
-    | CallExpr
-    | ParenExpr
-)
+Expr = Ident | Literal | ArrayExpr | ObjectExpr | UnaryExpr | BinaryExpr | AccessExpr | IndexExpr | CallExpr | ParenExpr
 
 
 @dataclass(slots=True)
@@ -628,9 +615,7 @@ class Parser:
         if self.tok == ASSIGN:
             self._next()
             if len(name.fragments) != 1:
-                self._add_diagnostic(
-                    name.offset, 'attribute names may only consist of a single identifier with no "."'
-                )
+                self._add_diagnostic(name.offset, 'attribute names may only consist of a single identifier with no "."')
             elif name.label_offset is not None:
                 self._add_diagnostic(name.label_offset, "attribute names may not have labels")
             return Attribute(name.fragments[0], name.offset, self.parse_expression())
@@ -673,9 +658,7 @@ class Parser:
         if len(literal.encode("utf-8", "surrogateescape")) > 2:
             name.label = literal[1:-1]
             if not is_valid_identifier(name.label):
-                self._add_error(
-                    f"expected block label to be a valid identifier, but got {go_quote(name.label)}"
-                )
+                self._add_error(f"expected block label to be a valid identifier, but got {go_quote(name.label)}")
         name.label_offset = self.offset
 
     def parse_expression(self) -> Expr:

@@ -102,9 +102,7 @@ def validate_path(
         except OSError as exc:
             result.diagnostics.append(Diagnostic(name, 0, 0, exc.strerror or str(exc)))
     if not result.diagnostics:
-        result.diagnostics = validate_sources(
-            sources, syntax_only=syntax_only, stability_level=stability_level
-        )
+        result.diagnostics = validate_sources(sources, syntax_only=syntax_only, stability_level=stability_level)
     return result
 
 
@@ -156,9 +154,7 @@ class _Validator:
         for file in files:
             stray = next((s for s in file.body if isinstance(s, Attribute)), None)
             if stray is not None:
-                diagnostics.append(
-                    file.source.diagnostic(stray.offset, f"unrecognized attribute {stray.name}")
-                )
+                diagnostics.append(file.source.diagnostic(stray.offset, f"unrecognized attribute {stray.name}"))
                 continue
             blocks.extend((block, file.source) for block in file.body if isinstance(block, Block))
         if diagnostics:
@@ -257,19 +253,22 @@ class _Validator:
     def _check_graph(self, level: _Level, nested: dict[str, list[Diagnostic]]) -> list[Diagnostic]:
         diagnostics: list[Diagnostic] = []
         for node in level.nodes.values():
+            # Like alloy validate: an unknown component's references and a template's are not followed.
+            follow_references = node.kind != "declare" and node.block.full_name != "foreach"
             if node.kind == "component":
-                self._check_component(level, node)
+                follow_references = self._check_component(level, node)
             elif node.kind == "config" and node.block.full_name in CONFIG_BLOCK_SPECS:
                 spec = CONFIG_BLOCK_SPECS[node.block.full_name]
                 node.diagnostics.extend(check_block(node.block, spec, node.source))
             diagnostics.extend(node.diagnostics)
             diagnostics.extend(nested.get(node.id, []))
-            if node.kind != "declare" and node.block.full_name != "foreach":
+            if follow_references:
                 diagnostics.extend(self._wire_references(level, node))
         diagnostics.extend(_cycle_diagnostics(level))
         return diagnostics
 
-    def _check_component(self, level: _Level, node: _Node) -> None:
+    def _check_component(self, level: _Level, node: _Node) -> bool:
+        """Check a component's arguments; return False when Alloy does not know the component at all."""
         block = node.block
         name = block.full_name
         if name in COMPONENTS:
@@ -284,6 +283,8 @@ class _Validator:
             )
         elif block.name[0] not in level.custom:
             node.error(block.offset, f"cannot find the definition of component name {go_quote(name)}")
+            return False
+        return True
 
     def _wire_references(self, level: _Level, node: _Node) -> list[Diagnostic]:
         diagnostics: list[Diagnostic] = []
@@ -294,9 +295,7 @@ class _Validator:
             if target is not None:
                 if first.name in STDLIB_IDENTIFIERS:
                     diagnostics.append(
-                        source.diagnostic(
-                            first.offset, "a component is shadowing an existing stdlib name", "warning"
-                        )
+                        source.diagnostic(first.offset, "a component is shadowing an existing stdlib name", "warning")
                     )
                 level.edges.setdefault(node.id, []).append(target.id)
                 diagnostics.extend(_export_diagnostics(target, rest, source))
@@ -305,9 +304,7 @@ class _Validator:
             else:
                 partial = ".".join(ident.name for ident in traversal)
                 diagnostics.append(
-                    source.diagnostic(
-                        first.offset, f"component {go_quote(partial)} does not exist or is out of scope"
-                    )
+                    source.diagnostic(first.offset, f"component {go_quote(partial)} does not exist or is out of scope")
                 )
         return diagnostics
 
@@ -322,9 +319,7 @@ class _Validator:
         if member.name not in members:
             return [source.diagnostic(member.offset, f"field {go_quote(member.name)} does not exist")]
         full_name = f"{first.name}.{member.name}"
-        message = (
-            self._stability_error("experimental", full_name) if full_name in STDLIB_EXPERIMENTAL else None
-        )
+        message = self._stability_error("experimental", full_name) if full_name in STDLIB_EXPERIMENTAL else None
         return [source.diagnostic(first.offset, message)] if message else []
 
 
@@ -509,18 +504,14 @@ def check_block(block: Block, spec: BlockSpec, source: Source) -> list[Diagnosti
         seen.add(name)
     for name in spec.required_attributes:
         if name not in seen:
-            diagnostics.append(
-                source.diagnostic(block.offset, f"missing required attribute {go_quote(name)}")
-            )
+            diagnostics.append(source.diagnostic(block.offset, f"missing required attribute {go_quote(name)}"))
     for name, child in spec.blocks.items():
         if child.required and counts[name] == 0:
             diagnostics.append(source.diagnostic(block.offset, f"missing required block {go_quote(name)}"))
     return diagnostics
 
 
-def _check_nested_block(
-    block: Block, spec: BlockSpec, counts: Counter[str], source: Source
-) -> list[Diagnostic]:
+def _check_nested_block(block: Block, spec: BlockSpec, counts: Counter[str], source: Source) -> list[Diagnostic]:
     name = block.full_name
     child = spec.blocks.get(name)
     if child is None:

@@ -100,9 +100,7 @@ def compare_markers(expected: dict[Position, str], reported: list[tuple[Position
             problems.append(f"unexpected error at {position[0]}:{position[1]}: {message}")
         elif not re.search(pattern, message):
             problems.append(f"{position[0]}:{position[1]}: {message!r} does not match {pattern!r}")
-    problems.extend(
-        f"missing error at {line}:{column}: {pattern}" for (line, column), pattern in remaining.items()
-    )
+    problems.extend(f"missing error at {line}:{column}: {pattern}" for (line, column), pattern in remaining.items())
     return problems
 
 
@@ -112,14 +110,10 @@ def judge(path: Path) -> Verdict:
     error_file = path.with_suffix(".error")
     if error_file.exists():
         wanted = error_file.read_text().strip()
-        problems = (
-            [] if exit_code == 1 and any(m == wanted for _, m in reported) else [f"no error {wanted!r}"]
-        )
+        problems = [] if exit_code == 1 and any(m == wanted for _, m in reported) else [f"no error {wanted!r}"]
         return Verdict(path.name, "fails", found, problems)
     if path.name.startswith(("valid_", "printer_")):
-        problems = (
-            [] if exit_code == 0 and not reported else [m for _, m in reported] or [f"exit {exit_code}"]
-        )
+        problems = [] if exit_code == 0 and not reported else [m for _, m in reported] or [f"exit {exit_code}"]
         return Verdict(path.name, "valid", found, problems)
     expected = expected_errors(decode_source(path.read_bytes()))
     problems = compare_markers(expected, reported)

@@ -122,9 +122,7 @@ def write_fake_alloy(directory: Path, validate_exit: int) -> Path:
     return log
 
 
-def test_real_alloy_binary_is_run_and_its_verdict_reported(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_real_alloy_binary_is_run_and_its_verdict_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     log = write_fake_alloy(tmp_path / "bin", validate_exit=1)
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     path = tmp_path / "main.alloy"
@@ -138,9 +136,7 @@ def test_real_alloy_binary_is_run_and_its_verdict_reported(
     json.dumps(result)  # the result must be serialisable as Ansible returns it
 
 
-def test_real_alloy_binary_only_formats_in_syntax_only_mode(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_real_alloy_binary_only_formats_in_syntax_only_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     log = write_fake_alloy(tmp_path / "bin", validate_exit=1)
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     path = tmp_path / "main.alloy"

@@ -160,9 +160,7 @@ def test_nested_blocks_are_checked_against_their_own_table() -> None:
 
 
 def test_blocks_and_attributes_used_as_each_other() -> None:
-    config = (
-        'prometheus.scrape "s" {\n  targets = []\n  forward_to = []\n  clustering = true\n  job_name {}\n}\n'
-    )
+    config = 'prometheus.scrape "s" {\n  targets = []\n  forward_to = []\n  clustering = true\n  job_name {}\n}\n'
     assert problems(config) == [
         'f0.alloy:4:3: "clustering" must be a block, but is used as an attribute',
         'f0.alloy:5:3: "job_name" must be an attribute, but is used as a block',
@@ -170,9 +168,7 @@ def test_blocks_and_attributes_used_as_each_other() -> None:
 
 
 def test_reference_to_an_undeclared_component_names_the_whole_chain() -> None:
-    config = (
-        'prometheus.scrape "s" {\n  targets = []\n  forward_to = [prometheus.relabel.default.receiver]\n}\n'
-    )
+    config = 'prometheus.scrape "s" {\n  targets = []\n  forward_to = [prometheus.relabel.default.receiver]\n}\n'
     assert problems(config) == [
         'f0.alloy:3:17: component "prometheus.relabel.default.receiver" does not exist or is out of scope'
     ]
@@ -195,12 +191,9 @@ def test_missing_export_is_reported_as_the_evaluator_does() -> None:
 
 def test_components_outside_a_declare_are_out_of_scope_inside_it() -> None:
     config = (
-        'loki.write "w" {}\n'
-        'declare "inner" {\n  loki.relabel "r" {\n    forward_to = [loki.write.w.receiver]\n  }\n}\n'
+        'loki.write "w" {}\ndeclare "inner" {\n  loki.relabel "r" {\n    forward_to = [loki.write.w.receiver]\n  }\n}\n'
     )
-    assert problems(config) == [
-        'f0.alloy:4:19: component "loki.write.w.receiver" does not exist or is out of scope'
-    ]
+    assert problems(config) == ['f0.alloy:4:19: component "loki.write.w.receiver" does not exist or is out of scope']
 
 
 def test_cycles_are_reported_on_every_member_and_self_references_apart() -> None:
@@ -232,15 +225,11 @@ def test_stdlib_members_deprecations_and_stability() -> None:
         ' allowed stability level "generally-available". Use --stability.level command-line flag to enable'
         ' "experimental" features',
     ]
-    assert problems(config, stability_level="experimental")[1:] == [
-        'f0.alloy:5:21: field "nope" does not exist'
-    ]
+    assert problems(config, stability_level="experimental")[1:] == ['f0.alloy:5:21: field "nope" does not exist']
 
 
 def test_syntax_errors_stop_before_semantic_checks() -> None:
-    assert problems('local.missing "x" {\n  a = [1\n  2]\n}\n') == [
-        "f0.alloy:2:9: missing ',' in expression list"
-    ]
+    assert problems('local.missing "x" {\n  a = [1\n  2]\n}\n') == ["f0.alloy:2:9: missing ',' in expression list"]
 
 
 def test_syntax_only_skips_semantic_checks() -> None:
@@ -248,10 +237,7 @@ def test_syntax_only_skips_semantic_checks() -> None:
 
 
 def test_config_blocks_are_placed_where_alloy_allows_them() -> None:
-    config = (
-        'argument "x" {}\nexport "y" {\n  value = 1\n}\n'
-        'declare "m" {\n  logging {}\n}\nlogging {\n  lvl = 1\n}\n'
-    )
+    config = 'argument "x" {}\nexport "y" {\n  value = 1\n}\ndeclare "m" {\n  logging {}\n}\nlogging {\n  lvl = 1\n}\n'
     assert problems(config) == [
         "f0.alloy:6:3: logging not allowed in module",
         "f0.alloy:1:1: argument blocks only allowed inside a module",
@@ -278,9 +264,7 @@ def test_directory_is_one_config_of_its_alloy_files(tmp_path: Path) -> None:
 
 
 def test_missing_path_and_empty_directory_are_errors(tmp_path: Path) -> None:
-    assert [d.message for d in validate_path(str(tmp_path / "nope.alloy")).errors] == [
-        "no such file or directory"
-    ]
+    assert [d.message for d in validate_path(str(tmp_path / "nope.alloy")).errors] == ["no such file or directory"]
     assert [format_diagnostic(d) for d in validate_path(str(tmp_path)).errors] == [
         f"{tmp_path}: no *.alloy files in directory"
     ]
