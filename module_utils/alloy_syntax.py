@@ -298,7 +298,9 @@ class Scanner:
             kind = _SINGLE_CHAR_TOKENS[ch]
             return self._finish(start, start + 1, kind, "", kind in _TERMINATING_TOKENS)
         if ch != _BOM:
-            self._error(start, f"illegal character {go_unicode(ch)}")
+            # An undecodable byte reads as U+FFFD in Go, after its "illegal UTF-8 encoding" error.
+            shown = "\ufffd" if "\udc80" <= ch <= "\udcff" else ch
+            self._error(start, f"illegal character {go_unicode(shown)}")
         return self._finish(start, start + 1, ILLEGAL, ch, self.insert_term)
 
     def _scan_string(self, start: int, quote: str, *, escapes: bool, multiline: bool) -> int:

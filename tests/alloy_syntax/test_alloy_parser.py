@@ -239,6 +239,11 @@ def test_invalid_utf8_and_nul_are_reported() -> None:
     file = parse_file("t.alloy", b'a = "\xff"\nb = "\x00"\n')
     assert [d.message for d in file.diagnostics] == ["illegal UTF-8 encoding", "illegal character NUL"]
     assert parse_file("t.alloy", "\ufeffa = 1\n").diagnostics == []
+    assert [str(d) for d in parse_file("t.alloy", b"a = \xff\n").diagnostics] == [
+        "t.alloy:1:5: illegal UTF-8 encoding",
+        "t.alloy:1:5: illegal character U+FFFD '\ufffd'",
+        "t.alloy:1:5: expected expression, got ILLEGAL",
+    ]
 
 
 @pytest.mark.parametrize(
