@@ -40,7 +40,7 @@ class TalosApiServer(ThreadingHTTPServer):
         return int(self.server_address[1])
 
     def start(self) -> TalosApiServer:
-        self._thread = threading.Thread(target=self.serve_forever, name="talos-apid", daemon=True)
+        self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), name="talos-apid", daemon=True)
         self._thread.start()
         return self
 
@@ -51,9 +51,7 @@ class TalosApiServer(ThreadingHTTPServer):
             self._thread.join(timeout=5)
 
 
-def serve_talos_api(
-    cluster: TalosCluster, host: str, port: int, ssl_context: ssl.SSLContext
-) -> TalosApiServer:
+def serve_talos_api(cluster: TalosCluster, host: str, port: int, ssl_context: ssl.SSLContext) -> TalosApiServer:
     """Start serving in a background thread; port 0 picks a free one (see `.port`)."""
     return TalosApiServer((host, port), cluster, ssl_context).start()
 
