@@ -139,8 +139,22 @@ def _loki_stages() -> dict[str, BlockSpec]:
         "stage.limit": _block("by_label_name drop max_distinct_labels", "burst rate"),
         "stage.logfmt": _block("source", "mapping"),
         "stage.luhn": _block("min_length replacement source"),
-        "stage.metrics": UNCHECKED,
-        "stage.multiline": _block("max_lines max_wait_time trim_newlines", "firstline"),
+        "stage.metrics": _block(
+            blocks={
+                "metric.counter": _block(
+                    "count_entry_bytes description match_all max_idle_duration prefix source value",
+                    "action name",
+                    repeatable=True,
+                ),
+                "metric.gauge": _block(
+                    "description max_idle_duration prefix source value", "action name", repeatable=True
+                ),
+                "metric.histogram": _block(
+                    "description max_idle_duration prefix source value", "buckets name", repeatable=True
+                ),
+            }
+        ),
+        "stage.multiline": _block("max_lines max_wait_time", "firstline"),
         "stage.output": _block(required="source"),
         "stage.pack": _block("ingest_timestamp", "labels"),
         "stage.regex": _block("source labels_from_groups", "expression"),

@@ -280,3 +280,15 @@ def test_strongly_connected_components_in_declaration_order() -> None:
         ["a", "b", "c"],
         ["d"],
     ]
+
+
+def test_loki_stages_are_checked_at_any_depth() -> None:
+    config = (
+        'loki.process "p" {\n  forward_to = []\n  stage.match {\n    selector = "{a=\\"b\\"}"\n'
+        '    stage.match {\n      stage.metrics {\n        metric.gauge {\n          name = "g"\n        }\n'
+        "      }\n    }\n  }\n}\n"
+    )
+    assert problems(config) == [
+        'f0.alloy:7:9: missing required attribute "action"',
+        'f0.alloy:5:5: missing required attribute "selector"',
+    ]
