@@ -102,8 +102,7 @@ def build_commands(client: TalosVersion) -> dict[tuple[str, ...], Command]:
             "wait",
             "bool",
             True,
-            usage="wait for the operation to complete, tracking its progress. "
-            "always set to true when --debug is set",
+            usage="wait for the operation to complete, tracking its progress. always set to true when --debug is set",
         ),
         Flag(
             "debug",
@@ -125,8 +124,7 @@ def build_commands(client: TalosVersion) -> dict[tuple[str, ...], Command]:
         Command(
             ("get",),
             "get <type> [<id>]",
-            "Get a specific resource or list of resources "
-            "(use 'talosctl get rd' to see all available resource types).",
+            "Get a specific resource or list of resources (use 'talosctl get rd' to see all available resource types).",
             (
                 Flag(
                     "output",
@@ -134,9 +132,7 @@ def build_commands(client: TalosVersion) -> dict[tuple[str, ...], Command]:
                     shorthand="o",
                     usage="output mode (json, table, yaml, jsonpath)",
                 ),
-                Flag(
-                    "namespace", usage="resource namespace (default is to use default namespace per resource)"
-                ),
+                Flag("namespace", usage="resource namespace (default is to use default namespace per resource)"),
                 Flag(
                     "insecure",
                     "bool",
@@ -154,9 +150,7 @@ def build_commands(client: TalosVersion) -> dict[tuple[str, ...], Command]:
             "patch machineconfig",
             "Patch machine configuration of a Talos node with a local patch.",
             (
-                Flag(
-                    "namespace", usage="resource namespace (default is to use default namespace per resource)"
-                ),
+                Flag("namespace", usage="resource namespace (default is to use default namespace per resource)"),
                 Flag("patch-file", usage="a file containing a patch to be applied to the resource."),
                 Flag(
                     "patch",
@@ -359,9 +353,7 @@ def _set(flag: Flag, raw: str | None, invocation: Invocation) -> None:
     try:
         value = _convert(flag, raw, invocation.values[flag.name], flag.name in invocation.changed)
     except ValueError as exc:
-        raise UsageError(
-            f'invalid argument "{raw}" for "{flag.label}" flag: {exc}', invocation.command
-        ) from exc
+        raise UsageError(f'invalid argument "{raw}" for "{flag.label}" flag: {exc}', invocation.command) from exc
     invocation.values[flag.name] = value
     invocation.changed.add(flag.name)
 
@@ -397,9 +389,7 @@ def _check_args(command: Command, args: list[str], commands: dict[tuple[str, ...
     if command.max_args is not None and count > command.max_args and command.min_args == 0:
         raise UsageError(f"accepts at most {command.max_args} arg(s), received {count}", command)
     if command.max_args is not None and not command.min_args <= count <= command.max_args:
-        raise UsageError(
-            f"accepts between {command.min_args} and {command.max_args} arg(s), received {count}", command
-        )
+        raise UsageError(f"accepts between {command.min_args} and {command.max_args} arg(s), received {count}", command)
 
 
 def usage(command: Command, commands: dict[tuple[str, ...], Command]) -> str:
@@ -438,9 +428,7 @@ def _flag_lines(flags: tuple[Flag, ...], command: Command) -> list[str]:
         }.get(flag.kind, "")
         if type_name:
             left += f" {type_name}"
-        usage_text = flag.usage or (
-            f"help for {command.path[-1]}" if flag.name == "help" and command.path else "help"
-        )
+        usage_text = flag.usage or (f"help for {command.path[-1]}" if flag.name == "help" and command.path else "help")
         rows.append((left, usage_text + _default_note(flag)))
     width = max((len(left) for left, _ in rows), default=0)
     return [f"{left.ljust(width)}   {text}" for left, text in rows]

@@ -161,18 +161,26 @@ class TalosCluster:
 
     def unreachable(self, target: str) -> str | None:
         """The gRPC error talosctl would get reaching `target`, or None when its apid answers."""
+        failure = self._dial_failure(target)
+        return str(failure) if failure else None
+
+    def _dial_failure(self, target: str) -> ApplyError | None:
         node = self.find(target)
         if node is not None and node.running:
             return None
         if node is None and not _looks_like_ip(target):
-            return _grpc_error(
+            return ApplyError(
                 "Unavailable", f"name resolver error: produced zero addresses: lookup {target}: no such host"
             )
         host, reason = (node.address, "connection refused") if node else (target, "no route to host")
         dial = f"dial tcp {host}:{APID_PORT}: connect: {reason}"
-        return _grpc_error(
-            "Unavailable", f'connection error: desc = "transport: Error while dialing: {dial}"'
-        )
+        return ApplyError("Unavailable", f'connection error: desc = "transport: Error while dialing: {dial}"')
+
+    def _require_running(self, node: NodeState) -> None:
+        """A node may go down between a command's checks and its call: fail as the call would."""
+        failure = self._dial_failure(node.address)
+        if failure:
+            raise failure
 
     def endpoint_error(self, endpoints: list[str]) -> str | None:
         """Endpoints are apid proxies: the request fails only when every one of them is down."""
@@ -191,6 +199,7 @@ class TalosCluster:
         notices = _Notices()
         with self._lock:
             node = self._nodes[name]
+            self._require_running(node)
             before = (node.metrics_address(), node.live_customizations())
             outcome = node.apply(docs, mode, dry_run, try_timeout, time.time())
             self._note_cri_change(node, before, notices)
@@ -206,6 +215,7 @@ class TalosCluster:
         notices = _Notices()
         with self._lock:
             node = self._nodes[name]
+            self._require_running(node)
             boot_id = node.boot_id
             self._begin_reboot(node, notices)
         self._fire(notices)
@@ -284,9 +294,7 @@ class TalosCluster:
                 self._note_cri_change(node, before, notices)
         self._fire(notices)
 
-    def _note_cri_change(
-        self, node: NodeState, before: tuple[str | None, list[Any]], notices: _Notices
-    ) -> None:
+    def _note_cri_change(self, node: NodeState, before: tuple[str | None, list[Any]], notices: _Notices) -> None:
         """From 1.14 a changed customization restarts CRI at once; up to 1.13 it waits for a boot."""
         address, customizations = before
         if node.live_customizations() != customizations and node.running:
@@ -306,10 +314,6 @@ class TalosCluster:
     def _fire(self, notices: _Notices) -> None:
         for method, args in notices.calls:
             getattr(self.hooks, method)(*args)
-
-
-def _grpc_error(code: str, message: str) -> str:
-    return str(ApplyError(code, message))
 
 
 def _looks_like_ip(target: str) -> bool:

@@ -15,7 +15,7 @@ from lab.talos import cli, health
 from lab.talos.context import CommandResult, TalosContext
 from lab.talos.machineconfig import encode_documents
 from lab.talos.node import ApplyError, NodeState
-from lab.talos.patching import PatchError, StrategicPatch, apply_patches, load_patch
+from lab.talos.patching import Patch, PatchError, apply_patches, load_patch
 from lab.talos.render import (
     JsonPathError,
     Resource,
@@ -248,9 +248,7 @@ class _ResourceWriter:
             self.session.out(resource_json(node, resource))
         elif self.output == "table":
             extra = [_column(resource.spec, key) for _, key in self.rtype.columns]
-            self.rows.append(
-                [node, resource.namespace, self.rtype.display, resource.id, str(resource.version), *extra]
-            )
+            self.rows.append([node, resource.namespace, self.rtype.display, resource.id, str(resource.version), *extra])
         else:
             data = {"metadata": resource.metadata(), "node": node, "spec": resource.spec}
             try:
@@ -287,7 +285,7 @@ def _patch(session: Session) -> None:
         _patch_node(session, target, patches)
 
 
-def _load(source: str, cwd: str | None) -> StrategicPatch:
+def _load(source: str, cwd: str | None) -> Patch:
     text = source
     if source.startswith("@"):
         path = Path(os.path.expanduser(source[1:]))
@@ -296,16 +294,14 @@ def _load(source: str, cwd: str | None) -> StrategicPatch:
         try:
             text = path.read_text()
         except OSError as exc:
-            raise CommandError(
-                f"open {source[1:]}: {exc.strerror.lower() if exc.strerror else exc}"
-            ) from None
+            raise CommandError(f"open {source[1:]}: {exc.strerror.lower() if exc.strerror else exc}") from None
     try:
         return load_patch(text)
     except PatchError as exc:
         raise CommandError(str(exc)) from None
 
 
-def _patch_node(session: Session, target: str, patches: list[StrategicPatch]) -> None:
+def _patch_node(session: Session, target: str, patches: list[Patch]) -> None:
     with session.cluster.locked():
         try:
             node = session.reach(target)
@@ -393,8 +389,7 @@ def _service(session: Session) -> None:
     if action != "status":
         raise CommandError(
             "\n".join(
-                f"error from node {t}: rpc error: code = Unimplemented desc = "
-                "the lab does not control services"
+                f"error from node {t}: rpc error: code = Unimplemented desc = the lab does not control services"
                 for t in targets
             )
         )
@@ -538,18 +533,16 @@ def _reboot(session: Session) -> None:
                 try:
                     node = session.reach(target)
                 except UnreachableNodeError as exc:
-                    raise CommandError(
-                        f"error executing reboot: 1 error occurred:\n\t* {target}: {exc}\n\n"
-                    ) from None
+                    raise CommandError(f"error executing reboot: 1 error occurred:\n\t* {target}: {exc}\n\n") from None
                 name = node.name
-            session.cluster.reboot(name)
+            try:
+                session.cluster.reboot(name)
+            except ApplyError as exc:
+                raise CommandError(f"error executing reboot: 1 error occurred:\n\t* {target}: {exc}\n\n") from None
         return
     deadline = time.monotonic() + session.flag("timeout")
     progress = _Progress(session)
-    threads = [
-        threading.Thread(target=_track_reboot, args=(session, target, deadline, progress))
-        for target in targets
-    ]
+    threads = [threading.Thread(target=_track_reboot, args=(session, target, deadline, progress)) for target in targets]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -580,7 +573,11 @@ def _track_reboot(session: Session, target: str, deadline: float, progress: _Pro
             progress.line(target, str(exc), failed=True)
             return
         name = node.name
-    old_boot_id = session.cluster.reboot(name)
+    try:
+        old_boot_id = session.cluster.reboot(name)
+    except ApplyError as exc:
+        progress.line(target, str(exc), failed=True)
+        return
     progress.line(target, f"actor ID: {_actor_id(old_boot_id)}")
     progress.line(target, "sequence: reboot action: START")
     progress.line(target, "task: stopAllServices action: START")

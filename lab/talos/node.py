@@ -215,9 +215,7 @@ class NodeState:
         meta.version += 1
         meta.updated = now
 
-    def apply(
-        self, new: list[Document], mode: str, dry_run: bool, try_timeout: float, now: float
-    ) -> ApplyOutcome:
+    def apply(self, new: list[Document], mode: str, dry_run: bool, try_timeout: float, now: float) -> ApplyOutcome:
         """ApplyConfiguration: validate, then act per mode (the caller performs any reboot)."""
         self._validate(new, mode)
         blocker = immediate_blocker(self.active, new)
@@ -258,8 +256,7 @@ class NodeState:
         if CRI_CUSTOMIZATION_KIND in kinds and not self.version.has_cri_customization_document:
             raise ApplyError(
                 "InvalidArgument",
-                f'failed to parse config: unknown document type "{CRI_CUSTOMIZATION_KIND}" '
-                '(version "v1alpha1")',
+                f'failed to parse config: unknown document type "{CRI_CUSTOMIZATION_KIND}" (version "v1alpha1")',
             )
         for doc in new:
             if doc.get("kind") == CRI_CUSTOMIZATION_KIND and not doc.get("name"):
@@ -268,9 +265,7 @@ class NodeState:
                     f"configuration validation failed: {CRI_CUSTOMIZATION_KIND} name is required",
                 )
         if main_document(new) is None:
-            raise ApplyError(
-                "InvalidArgument", "configuration validation failed: v1alpha1 document is missing"
-            )
+            raise ApplyError("InvalidArgument", "configuration validation failed: v1alpha1 document is missing")
 
     def revert_try(self, generation: int, now: float) -> bool:
         """Undo a `try` apply when its timer fires, unless something newer happened since."""

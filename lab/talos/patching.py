@@ -39,17 +39,36 @@ class StrategicPatch:
     documents: list[Document]
 
 
-def load_patch(text: str) -> StrategicPatch:
-    """Parse one `--patch` value (YAML or JSON, possibly several documents)."""
+@dataclass(frozen=True)
+class JsonPatch:
+    """RFC 6902 operations, which Talos applies to the v1alpha1 document of a single-document config."""
+
+    operations: list[dict[str, Any]]
+
+
+Patch = StrategicPatch | JsonPatch
+
+
+def load_patch(text: str) -> Patch:
+    """Parse one `--patch` value: a strategic merge patch (YAML/JSON documents) or a JSON patch (a list)."""
     try:
         loaded = [doc for doc in yaml.safe_load_all(text) if doc is not None]
     except yaml.YAMLError as exc:
         raise PatchError(f"failed to decode patch: {exc}") from exc
     if len(loaded) == 1 and isinstance(loaded[0], list):
-        raise PatchError("JSON6902 patches are not supported by the lab; use a strategic merge patch")
+        return _json_patch(loaded[0])
     if not loaded or not all(isinstance(doc, dict) for doc in loaded):
         raise PatchError(f"failed to decode patch: expected a YAML mapping, got {json.dumps(loaded)[:80]}")
     return StrategicPatch([_as_config_document(doc) for doc in loaded])
+
+
+def _json_patch(operations: list[Any]) -> JsonPatch:
+    for operation in operations:
+        if not isinstance(operation, dict) or "op" not in operation or "path" not in operation:
+            raise PatchError(f"failed to decode patch: invalid JSON patch operation {json.dumps(operation)}")
+        if operation["op"] not in {"add", "remove", "replace", "test"}:
+            raise PatchError(f"Unexpected kind: {operation['op']}")
+    return JsonPatch(operations)
 
 
 def _as_config_document(doc: Document) -> Document:
@@ -58,11 +77,63 @@ def _as_config_document(doc: Document) -> Document:
     return {"version": "v1alpha1", **doc}
 
 
-def apply_patches(docs: list[Document], patches: list[StrategicPatch]) -> list[Document]:
+def apply_patches(docs: list[Document], patches: list[Patch]) -> list[Document]:
     result = clone(docs)
     for patch in patches:
-        result = _merge_documents(result, clone(patch.documents))
+        if isinstance(patch, JsonPatch):
+            result = _apply_json_patch(result, patch)
+        else:
+            result = _merge_documents(result, clone(patch.documents))
     return result
+
+
+def _apply_json_patch(docs: list[Document], patch: JsonPatch) -> list[Document]:
+    if len(docs) != 1 or document_id(docs[0]) != "/v1alpha1":
+        raise PatchError("JSON6902 patches are not supported for multi-document machine configuration")
+    doc = docs[0]
+    for operation in patch.operations:
+        _json_operation(doc, operation)
+    return [doc]
+
+
+def _json_operation(doc: Document, operation: dict[str, Any]) -> None:
+    op, path = operation["op"], str(operation["path"])
+    *parents, last = _pointer(path)
+    container: Any = doc
+    for token in parents:
+        container = _step(container, token, op, path)
+    if op == "test":
+        if _step(container, last, op, path) != operation.get("value"):
+            raise PatchError(f"testing value {path} failed: test failed")
+    elif op == "remove":
+        _step(container, last, op, path)
+        del container[int(last) if isinstance(container, list) else last]
+    elif isinstance(container, list):
+        index = len(container) if last == "-" else int(last)
+        if op == "replace":
+            _step(container, last, op, path)
+            container[index] = operation.get("value")
+        else:
+            container.insert(index, operation.get("value"))
+    else:
+        if op == "replace":
+            _step(container, last, op, path)
+        container[last] = operation.get("value")
+
+
+def _pointer(path: str) -> list[str]:
+    if not path.startswith("/"):
+        raise PatchError(f'add operation does not apply: doc is missing path: "{path}": missing value')
+    return [token.replace("~1", "/").replace("~0", "~") for token in path[1:].split("/")]
+
+
+def _step(container: Any, token: str, op: str, path: str) -> Any:
+    try:
+        if isinstance(container, list):
+            return container[int(token)]
+        return container[token]
+    except (KeyError, IndexError, ValueError, TypeError):
+        raise PatchError(f'{op} operation does not apply: doc is missing path: "{path}": missing value') from None
 
 
 def _merge_documents(left: list[Document], right: list[Document]) -> list[Document]:

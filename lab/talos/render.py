@@ -40,6 +40,8 @@ def parse_go_duration(text: str) -> float:
             break
         total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
         position = match.end()
+    if body and position != len(body) and re.fullmatch(r"[\d.]+", body[position:]):
+        raise ValueError(f'time: missing unit in duration "{text}"')
     if not body or position != len(body):
         raise ValueError(f'time: invalid duration "{text}"')
     return -total if text.startswith("-") else total

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 
-def write_talosconfig(  # noqa: PLR0917 - the lab's PKI calls it positionally, in this order
+def write_talosconfig(
     path: str | os.PathLike[str],
     context: str,
     endpoints: list[str],
