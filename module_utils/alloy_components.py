@@ -322,41 +322,46 @@ KNOWN_COMPONENTS = (
     | _names("local", "file file_match")
     | _names(
         "loki",
-        "echo enrich process relabel rules.kubernetes secretfilter source.api source.awsfirehose"
+        "echo enrich enricher process relabel rules.kubernetes secretfilter source.api source.awsfirehose"
         " source.azure_event_hubs source.cloudflare source.docker source.file source.gcplog source.gelf"
-        " source.heroku source.journal source.kafka source.kubernetes source.kubernetes_events"
-        " source.podlogs source.syslog source.windowsevent write",
+        " source.heroku source.journal source.kafka source.kubernetes source.kubernetes_events source.podlogs"
+        " source.string source.syslog source.windowsevent write",
     )
     | _names("mimir", "alerts.kubernetes rules.kubernetes")
     | _names(
         "otelcol",
-        "auth.basic auth.bearer auth.google auth.headers auth.oauth2 auth.sigv4 connector.count"
+        "auth.azure auth.basic auth.bearer auth.google auth.headers auth.oauth2 auth.sigv4 connector.count"
         " connector.host_info connector.servicegraph connector.signaltometrics connector.spanlogs"
-        " connector.spanmetrics exporter.awss3 exporter.datadog exporter.debug exporter.faro"
-        " exporter.file exporter.googlecloud exporter.googlecloudpubsub exporter.kafka"
-        " exporter.loadbalancing exporter.logging exporter.loki exporter.otlp exporter.otlphttp"
+        " connector.spanmetrics encoding.jsonlog encoding.text exporter.awss3 exporter.azureblob"
+        " exporter.clickhouse exporter.datadog exporter.debug exporter.elasticsearch exporter.faro"
+        " exporter.file exporter.googlecloud exporter.googlecloudpubsub exporter.kafka exporter.loadbalancing"
+        " exporter.logging exporter.loki exporter.opensearch exporter.otlp exporter.otlphttp"
         " exporter.prometheus exporter.splunkhec exporter.syslog extension.jaeger_remote_sampling"
-        " processor.attributes processor.batch processor.cumulativetodelta processor.deltatocumulative"
-        " processor.discovery processor.filter processor.groupbyattrs processor.interval"
-        " processor.k8sattributes processor.memory_limiter processor.probabilistic_sampler"
-        " processor.resourcedetection processor.span processor.tail_sampling processor.transform"
-        " receiver.awscloudwatch receiver.datadog receiver.faro receiver.file_stats receiver.filelog"
-        " receiver.fluentforward receiver.influxdb receiver.jaeger receiver.kafka receiver.loki"
-        " receiver.opencensus receiver.otlp receiver.prometheus receiver.solace receiver.splunkhec"
-        " receiver.syslog receiver.tcplog receiver.vcenter receiver.zipkin storage.file",
+        " processor.attributes processor.batch processor.cardinality_guardian processor.cumulativetodelta"
+        " processor.deltatocumulative processor.discovery processor.filter processor.groupbyattrs"
+        " processor.interval processor.k8sattributes processor.memory_limiter processor.metric_start_time"
+        " processor.probabilistic_sampler processor.redaction processor.resourcedetection processor.span"
+        " processor.sql_fingerprint processor.tail_sampling processor.transform receiver.awscloudwatch"
+        " receiver.awsecscontainermetrics receiver.awsfirehose receiver.awss3 receiver.cloudflare"
+        " receiver.datadog receiver.faro receiver.file_stats receiver.filelog receiver.fluentforward"
+        " receiver.github receiver.googlecloudpubsub receiver.influxdb receiver.jaeger receiver.k8s_workloads"
+        " receiver.kafka receiver.kubernetes_rollouts receiver.loki receiver.nginx receiver.opencensus"
+        " receiver.otlp receiver.prometheus receiver.pyroscope receiver.sdlc receiver.solace"
+        " receiver.splunkhec receiver.syslog receiver.tcplog receiver.vcenter receiver.zipkin storage.file",
     )
     | _names(
         "prometheus",
-        "echo enrich exporter.apache exporter.azure exporter.blackbox exporter.cadvisor"
+        "alertmanager.relay echo enrich exporter.apache exporter.azure exporter.blackbox exporter.cadvisor"
         " exporter.catchpoint exporter.cloudwatch exporter.consul exporter.databricks exporter.dnsmasq"
-        " exporter.elasticsearch exporter.gcp exporter.github exporter.kafka exporter.memcached"
-        " exporter.mongodb exporter.mssql exporter.mysql exporter.oracledb exporter.postgres"
-        " exporter.process exporter.redis exporter.self exporter.snmp exporter.snowflake exporter.squid"
-        " exporter.static exporter.statsd exporter.unix exporter.windows operator.podmonitors"
-        " operator.probes operator.scrapeconfigs operator.servicemonitors receive_http relabel"
-        " remote_write scrape write.queue",
+        " exporter.elasticsearch exporter.gcp exporter.github exporter.ipmi exporter.kafka exporter.memcached"
+        " exporter.mongodb exporter.mssql exporter.mysql exporter.nvidiagpu exporter.oracledb"
+        " exporter.postgres exporter.process exporter.redis exporter.self exporter.smartctl exporter.snmp"
+        " exporter.snowflake exporter.squid exporter.ssh exporter.static exporter.statsd exporter.tailscale"
+        " exporter.unix exporter.windows expose mapping operator.podmonitors operator.probes"
+        " operator.scrapeconfigs operator.servicemonitors receive_http relabel remote.queue remote_write"
+        " scrape static write.queue",
     )
-    | _names("pyroscope", "ebpf enrich java receive_http relabel scrape write")
+    | _names("pyroscope", "ebpf enrich fsdump java profile.relabel receive_http relabel scrape write")
     | _names("remote", "aws.secrets_manager http kubernetes.configmap kubernetes.secret s3 vault")
 )
 
