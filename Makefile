@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/lab/bin:$(CURDIR)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PYTHONPATH := $(CURDIR)
+export LAB_RUN_DIR ?= $(CURDIR)/.lab
 
 .PHONY: setup system-packages test lint pytest molecule lab-up lab-down lab-status constraints clean
 
