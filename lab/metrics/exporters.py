@@ -146,9 +146,7 @@ class Exporters:
                 for kind, endpoint in node.all()
             ]
             states.append(
-                EndpointState(
-                    "kube-state-metrics", "", self.kube_state_metrics.url, self.kube_state_metrics.is_open
-                )
+                EndpointState("kube-state-metrics", "", self.kube_state_metrics.url, self.kube_state_metrics.is_open)
             )
             return states
 
@@ -156,15 +154,9 @@ class Exporters:
         tls = self.certificates.server_context(info.name, info.address)
         return _NodeEndpoints(
             info=info,
-            kubelet=Endpoint(
-                info.address, self.config.kubelet_port, lambda r: self._serve_kubelet(info, r), tls
-            ),
-            cadvisor=Endpoint(
-                info.address, self.config.cadvisor_port, lambda r: self._serve_cadvisor(info, r)
-            ),
-            node_exporter=Endpoint(
-                info.address, self.config.node_exporter_port, lambda r: self._serve_node(info, r)
-            ),
+            kubelet=Endpoint(info.address, self.config.kubelet_port, lambda r: self._serve_kubelet(info, r), tls),
+            cadvisor=Endpoint(info.address, self.config.cadvisor_port, lambda r: self._serve_cadvisor(info, r)),
+            node_exporter=Endpoint(info.address, self.config.node_exporter_port, lambda r: self._serve_node(info, r)),
         )
 
     def _apply(self, node: _NodeEndpoints, view: ClusterView) -> None:

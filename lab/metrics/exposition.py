@@ -80,9 +80,7 @@ class CounterVec:
 class HistogramVec:
     """A thread-safe classic histogram with label dimensions."""
 
-    def __init__(
-        self, name: str, help_text: str, label_names: tuple[str, ...], buckets: tuple[float, ...]
-    ) -> None:
+    def __init__(self, name: str, help_text: str, label_names: tuple[str, ...], buckets: tuple[float, ...]) -> None:
         self.name, self.help, self.label_names, self.buckets = name, help_text, label_names, buckets
         self._series: dict[tuple[str, ...], tuple[list[int], list[float]]] = {}
         self._lock = threading.Lock()

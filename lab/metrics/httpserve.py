@@ -104,9 +104,7 @@ class Endpoint:
 
     def __init__(self, host: str, port: int, handler: Handler, tls: ssl.SSLContext | None = None) -> None:
         self.host, self.port, self.tls = host, port, tls
-        self._handler_class = type(
-            "BoundHandler", (_RequestHandler,), {"handle_request": staticmethod(handler)}
-        )
+        self._handler_class = type("BoundHandler", (_RequestHandler,), {"handle_request": staticmethod(handler)})
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()

@@ -45,9 +45,7 @@ def wanted_replicas(prometheuses: list[dict]) -> list[Replica]:
     for resource in prometheuses:
         meta = resource.get("metadata", {})
         count = resource.get("spec", {}).get("replicas", 1)
-        replicas += [
-            Replica(meta.get("namespace", ""), meta.get("name", ""), index) for index in range(int(count))
-        ]
+        replicas += [Replica(meta.get("namespace", ""), meta.get("name", ""), index) for index in range(int(count))]
     return replicas
 
 
@@ -84,9 +82,7 @@ def target_groups(view: ClusterView, config: MetricsConfig, fullname: str) -> di
         if view.node_exporter
     ]
     cadvisor = [
-        _group(f"{node.address}:{config.cadvisor_port}", {"node": node.name})
-        for node in view.nodes
-        if view.cadvisor
+        _group(f"{node.address}:{config.cadvisor_port}", {"node": node.name}) for node in view.nodes if view.cadvisor
     ]
     ksm = (
         [
@@ -142,9 +138,7 @@ _CADVISOR_KUBERNETES_LABELS = [
 ] + [{"regex": "container_label_.+", "action": "labeldrop"}]
 
 
-def scrape_configs(
-    replica: Replica, targets_dir: Path, token_file: Path, ca_file: Path
-) -> list[dict[str, Any]]:
+def scrape_configs(replica: Replica, targets_dir: Path, token_file: Path, ca_file: Path) -> list[dict[str, Any]]:
     monitor = f"serviceMonitor/{replica.namespace}/{replica.fullname}"
     kubelet_tls = {
         "scheme": "https",

@@ -154,8 +154,7 @@ class MimirMetrics:
         )
         self.samples_in = CounterVec(
             "cortex_distributor_samples_in_total",
-            "The total number of samples that have come in to the distributor, "
-            "including rejected or deduped samples.",
+            "The total number of samples that have come in to the distributor, including rejected or deduped samples.",
             ("user",),
         )
         self.received_requests = CounterVec(
@@ -234,9 +233,7 @@ class MimirFront:
         self.config = config
         self.storage_url = storage_url
         self.metrics = MimirMetrics()
-        self.ha_tracker = HATracker(
-            config.ha_failover_timeout_seconds, self.metrics.elected_replica_changes, clock
-        )
+        self.ha_tracker = HATracker(config.ha_failover_timeout_seconds, self.metrics.elected_replica_changes, clock)
         self.latency_seconds = 0.0
         self._gate = SampleGate()
         self.endpoint = Endpoint("127.0.0.1", config.mimir_port, self._handle)
@@ -336,9 +333,7 @@ class MimirFront:
         elected = self.ha_tracker.accept(user, cluster, replica)
         if elected is not None:
             self.metrics.deduped_samples.inc(user, cluster, amount=write.sample_count())
-            return text(
-                202, f"replicas did not match, rejecting sample: replica={replica}, elected={elected}"
-            )
+            return text(202, f"replicas did not match, rejecting sample: replica={replica}, elected={elected}")
         for series in write.timeseries:
             series.labels = tuple(pair for pair in series.labels if pair[0] != self.config.ha_replica_label)
         return None
@@ -390,23 +385,17 @@ class MimirFront:
                 target,
                 params=request.raw_query or None,
                 data=request.body or None,
-                headers={
-                    "Content-Type": request.header("Content-Type") or "application/x-www-form-urlencoded"
-                },
+                headers={"Content-Type": request.header("Content-Type") or "application/x-www-form-urlencoded"},
                 timeout=60,
             )
         except requests.RequestException as error:
             return text(502, f"storage unreachable: {error}")
-        return Response(
-            reply.status_code, reply.content, reply.headers.get("Content-Type", "application/json")
-        )
+        return Response(reply.status_code, reply.content, reply.headers.get("Content-Type", "application/json"))
 
     def _ha_tracker_page(self, request: Request) -> Response:
         elected = self.ha_tracker.status()
         if "application/json" in (request.header("Accept") or ""):
-            return Response(
-                200, json.dumps({"elected": elected, "now": time.time()}).encode(), "application/json"
-            )
+            return Response(200, json.dumps({"elected": elected, "now": time.time()}).encode(), "application/json")
         rows = "".join(
             f"<tr><td>{row['userID']}</td><td>{row['cluster']}</td><td>{row['replica']}</td>"
             f"<td>{row['failoverSeconds']:.1f}s</td></tr>"

@@ -22,9 +22,7 @@ log = logging.getLogger(__name__)
 
 StoreCallback = Callable[[str, str, dict], None]
 PROMETHEUSES = "prometheuses.monitoring.coreos.com"
-WATCHED = frozenset(
-    {"nodes", "pods", "daemonsets.apps", "deployments.apps", "statefulsets.apps", PROMETHEUSES}
-)
+WATCHED = frozenset({"nodes", "pods", "daemonsets.apps", "deployments.apps", "statefulsets.apps", PROMETHEUSES})
 
 
 class ClusterStore(Protocol):
@@ -66,16 +64,10 @@ def node_addresses(nodes: list[dict]) -> tuple[NodeInfo, ...]:
     infos = []
     for index, node in enumerate(sorted(nodes, key=lambda item: item["metadata"]["name"])):
         internal = next(
-            (
-                a.get("address")
-                for a in node.get("status", {}).get("addresses") or []
-                if a.get("type") == "InternalIP"
-            ),
+            (a.get("address") for a in node.get("status", {}).get("addresses") or [] if a.get("type") == "InternalIP"),
             None,
         )
-        loopback = internal is not None and ipaddress.ip_address(internal) in ipaddress.ip_network(
-            "127.0.0.0/8"
-        )
+        loopback = internal is not None and ipaddress.ip_address(internal) in ipaddress.ip_network("127.0.0.0/8")
         infos.append(NodeInfo(node["metadata"]["name"], internal if loopback else f"127.0.10.{index + 1}"))
     return tuple(infos)
 
@@ -169,9 +161,7 @@ class MetricsPlane:
     def status(self) -> list[dict[str, Any]]:
         components = []
         if self.storage is not None:
-            components.append(
-                Component("storage", self.storage.url, self.storage.running() and self.storage.ready())
-            )
+            components.append(Component("storage", self.storage.url, self.storage.running() and self.storage.ready()))
         if self.mimir is not None:
             components.append(Component("mimir", self.mimir.url, self.mimir.endpoint.is_open))
         for name, agent in sorted(self.agents.items()):

@@ -105,9 +105,7 @@ def write_config(path: Path, config: dict[str, Any]) -> None:
     temporary.replace(path)
 
 
-def _launch(
-    name: str, port: int, run_dir: Path, config: dict[str, Any], flags: list[str]
-) -> PrometheusProcess:
+def _launch(name: str, port: int, run_dir: Path, config: dict[str, Any], flags: list[str]) -> PrometheusProcess:
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "prometheus.yml"
     write_config(config_path, config)

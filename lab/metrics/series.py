@@ -95,9 +95,7 @@ def running_containers(pods: Iterable[dict]) -> list[Container]:
 CadvisorLabels = Callable[[Container | None, str, str, str], dict[str, str]]
 
 
-def kubelet_cadvisor_labels(
-    container: Container | None, namespace: str, pod: str, cgroup: str
-) -> dict[str, str]:
+def kubelet_cadvisor_labels(container: Container | None, namespace: str, pod: str, cgroup: str) -> dict[str, str]:
     """The kubelet's labels: pod-level cgroups have empty container, image and name."""
     return {
         "container": container.name if container else "",
@@ -109,9 +107,7 @@ def kubelet_cadvisor_labels(
     }
 
 
-def standalone_cadvisor_labels(
-    container: Container | None, namespace: str, pod: str, cgroup: str
-) -> dict[str, str]:
+def standalone_cadvisor_labels(container: Container | None, namespace: str, pod: str, cgroup: str) -> dict[str, str]:
     """Standalone cAdvisor names Kubernetes objects through the runtime's container labels."""
     labels = {"id": cgroup, "image": container.image if container else "", "name": ""}
     if container:
@@ -125,9 +121,7 @@ def standalone_cadvisor_labels(
     return labels
 
 
-def cadvisor_families(
-    containers: list[Container], now: float, uptime: float, label: CadvisorLabels
-) -> list[Family]:
+def cadvisor_families(containers: list[Container], now: float, uptime: float, label: CadvisorLabels) -> list[Family]:
     families = {
         name: Family(name, kind, text)
         for name, kind, text in (
@@ -158,9 +152,7 @@ def cadvisor_families(
     }
     pods: dict[tuple[str, str, str, str], list[Container]] = {}
     for container in containers:
-        pods.setdefault((container.namespace, container.pod, container.pod_uid, container.qos), []).append(
-            container
-        )
+        pods.setdefault((container.namespace, container.pod, container.pod_uid, container.qos), []).append(container)
         _container_cadvisor(
             families,
             label(container, container.namespace, container.pod, container.cgroup),
@@ -262,9 +254,7 @@ def containerd_families(containers: list[Container], now: float, uptime: float) 
     for name, text, value in rows:
         family = Family(name, "gauge", text)
         for container in containers:
-            family.add(
-                {"container_id": container.container_id, "namespace": CONTAINERD_NAMESPACE}, value(container)
-            )
+            family.add({"container_id": container.container_id, "namespace": CONTAINERD_NAMESPACE}, value(container))
         families.append(family)
     return families
 
@@ -325,9 +315,7 @@ def node_exporter_families(node: str, address: str, now: float, uptime: float, c
         )
         network.add({"device": "eth0"}, round(uptime * per_second))
         families.append(network)
-    uname = Family(
-        "node_uname_info", "gauge", "Labeled system information as provided by the uname system call."
-    )
+    uname = Family("node_uname_info", "gauge", "Labeled system information as provided by the uname system call.")
     uname.add(
         {
             "machine": "x86_64",
@@ -449,9 +437,7 @@ def ksm_node_families(nodes: list[dict]) -> list[Family]:
     return [info, conditions]
 
 
-def ksm_workload_families(
-    deployments: list[dict], daemonsets: list[dict], statefulsets: list[dict]
-) -> list[Family]:
+def ksm_workload_families(deployments: list[dict], daemonsets: list[dict], statefulsets: list[dict]) -> list[Family]:
     def family(name: str, text: str, objects: list[dict], key: str, field: str) -> Family:
         result = Family(name, "gauge", text)
         for obj in objects:

@@ -22,9 +22,7 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def _builder(
-    subject: str, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey
-) -> x509.CertificateBuilder:
+def _builder(subject: str, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
     now = datetime.datetime.now(datetime.UTC)
     return (
         x509.CertificateBuilder()
@@ -69,9 +67,7 @@ class CertificateAuthority:
         certificate = (
             _builder(node, self._certificate.subject, key.public_key())
             .add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.DNSName(node), x509.IPAddress(ipaddress.ip_address(address))]
-                ),
+                x509.SubjectAlternativeName([x509.DNSName(node), x509.IPAddress(ipaddress.ip_address(address))]),
                 critical=False,
             )
             .sign(self._key, hashes.SHA256())

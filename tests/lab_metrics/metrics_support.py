@@ -159,9 +159,7 @@ class CapturingStorage:
 
     def _handle(self, request: Request) -> Response:
         if request.path != "/api/v1/write":
-            return Response(
-                200, b'{"status":"success","data":{"resultType":"vector","result":[]}}', "application/json"
-            )
+            return Response(200, b'{"status":"success","data":{"resultType":"vector","result":[]}}', "application/json")
         self.writes.append(decode_body(request.body))
         return Response(204)
 
@@ -188,7 +186,5 @@ def parse_exposition(body: str) -> list[tuple[str, dict[str, str], float]]:
 def total(samples: list[tuple[str, dict[str, str], float]], name: str, **labels: str) -> float:
     """Sum of the samples of a metric whose labels include the given ones."""
     return sum(
-        value
-        for key, have, value in samples
-        if key == name and all(have.get(k) == v for k, v in labels.items())
+        value for key, have, value in samples if key == name and all(have.get(k) == v for k, v in labels.items())
     )

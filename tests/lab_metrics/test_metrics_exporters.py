@@ -47,17 +47,13 @@ def get(url: str, **kwargs: object) -> requests.Response:
     return requests.get(url, timeout=10, **kwargs)  # type: ignore[arg-type]
 
 
-def kubelet_get(
-    exporters: Exporters, address: str, path: str, token: str | None = TOKEN
-) -> requests.Response:
+def kubelet_get(exporters: Exporters, address: str, path: str, token: str | None = TOKEN) -> requests.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     url = f"https://{address}:{exporters.config.kubelet_port}{path}"
     return get(url, headers=headers, verify=str(exporters.ca_file))
 
 
-def test_kubelet_requires_a_valid_bearer_token(
-    exporters: Exporters, config: MetricsConfig, subnet: str
-) -> None:
+def test_kubelet_requires_a_valid_bearer_token(exporters: Exporters, config: MetricsConfig, subnet: str) -> None:
     exporters.sync(cluster_view(populated_store(subnet, nodes=1), config))
     address = f"{subnet}.1"
     assert kubelet_get(exporters, address, "/metrics/cadvisor", token=None).status_code == 401
@@ -166,9 +162,7 @@ def test_kube_state_metrics_describe_pods_with_container_ids(
         get(f"http://127.0.0.1:{config.ksm_port}/metrics")
 
 
-def test_node_exporter_follows_its_daemonset(
-    exporters: Exporters, config: MetricsConfig, subnet: str
-) -> None:
+def test_node_exporter_follows_its_daemonset(exporters: Exporters, config: MetricsConfig, subnet: str) -> None:
     store = populated_store(subnet, nodes=1)
     exporters.sync(cluster_view(store, config))
     samples = parse_exposition(get(f"http://{subnet}.1:{config.node_exporter_port}/metrics").text)

@@ -37,9 +37,7 @@ def config() -> MetricsConfig:
 
 
 @pytest.fixture
-def front(
-    config: MetricsConfig, capturing_storage: CapturingStorage, clock: FakeClock
-) -> Iterator[MimirFront]:
+def front(config: MetricsConfig, capturing_storage: CapturingStorage, clock: FakeClock) -> Iterator[MimirFront]:
     mimir = MimirFront(config, capturing_storage.endpoint.url, clock=clock)
     mimir.start()
     yield mimir
@@ -66,18 +64,14 @@ def own_metrics(front: MimirFront) -> list[tuple[str, dict[str, str], float]]:
 
 
 def replica_batch(replica: str, timestamp: int, width: int = 5) -> list[TimeSeries]:
-    return [
-        series("container_memory_working_set_bytes", timestamp, replica, pod=f"web-{i}") for i in range(width)
-    ]
+    return [series("container_memory_working_set_bytes", timestamp, replica, pod=f"web-{i}") for i in range(width)]
 
 
 def test_three_replicas_store_one_copy(front: MimirFront, capturing_storage: CapturingStorage) -> None:
     statuses = {replica: set() for replica in REPLICAS}
     for step in range(6):
         for replica in REPLICAS:
-            statuses[replica].add(
-                push(front, replica_batch(replica, 1_700_000_000_000 + step * 1000)).status_code
-            )
+            statuses[replica].add(push(front, replica_batch(replica, 1_700_000_000_000 + step * 1000)).status_code)
 
     assert statuses == {REPLICAS[0]: {200}, REPLICAS[1]: {202}, REPLICAS[2]: {202}}
     metrics = own_metrics(front)
@@ -105,18 +99,14 @@ def test_failover_after_the_elected_replica_falls_silent(front: MimirFront, cloc
     assert f"replica={REPLICAS[0]}, elected={REPLICAS[1]}" in reply.text
     changes = total(own_metrics(front), "cortex_ha_tracker_elected_replica_changes_total", cluster=CLUSTER)
     assert changes == 2
-    status = requests.get(
-        f"{front.url}/distributor/ha_tracker", headers={"Accept": "application/json"}, timeout=5
-    )
+    status = requests.get(f"{front.url}/distributor/ha_tracker", headers={"Accept": "application/json"}, timeout=5)
     assert [(row["userID"], row["cluster"], row["replica"]) for row in status.json()["elected"]] == [
         ("lab", CLUSTER, REPLICAS[1])
     ]
     assert "Mimir HA Tracker Status" in requests.get(f"{front.url}/distributor/ha_tracker", timeout=5).text
 
 
-def test_whole_request_is_judged_by_its_first_series(
-    front: MimirFront, capturing_storage: CapturingStorage
-) -> None:
+def test_whole_request_is_judged_by_its_first_series(front: MimirFront, capturing_storage: CapturingStorage) -> None:
     assert push(front, replica_batch(REPLICAS[0], 1_000)).status_code == 200
     mixed = [series("up", 2_000, REPLICAS[1], job="a"), series("up", 2_000, REPLICAS[0], job="b")]
     assert push(front, mixed).status_code == 202
@@ -142,12 +132,8 @@ def test_tenant_header_is_required_when_multitenant(front: MimirFront) -> None:
     assert total(own_metrics(front), "cortex_distributor_received_samples_total", user="team-a") == 5
 
 
-def test_single_tenant_mode_uses_anonymous(
-    config: MetricsConfig, capturing_storage: CapturingStorage
-) -> None:
-    mimir = MimirFront(
-        dataclasses.replace(config, multitenancy_enabled=False), capturing_storage.endpoint.url
-    )
+def test_single_tenant_mode_uses_anonymous(config: MetricsConfig, capturing_storage: CapturingStorage) -> None:
+    mimir = MimirFront(dataclasses.replace(config, multitenancy_enabled=False), capturing_storage.endpoint.url)
     mimir.start()
     try:
         assert push(mimir, [series("up", 1_000)], tenant=None).status_code == 200
@@ -156,9 +142,7 @@ def test_single_tenant_mode_uses_anonymous(
         mimir.stop()
 
 
-def test_bad_bodies_and_bad_series_are_refused(
-    front: MimirFront, capturing_storage: CapturingStorage
-) -> None:
+def test_bad_bodies_and_bad_series_are_refused(front: MimirFront, capturing_storage: CapturingStorage) -> None:
     garbage = requests.post(
         f"{front.url}/api/v1/push", data=b"\x00garbage", headers={"X-Scope-OrgID": "lab"}, timeout=5
     )
@@ -203,17 +187,11 @@ def test_down_fault_refuses_connections_until_lifted(front: MimirFront) -> None:
 
 def test_queries_are_proxied_under_the_prometheus_prefix(front: MimirFront) -> None:
     headers = {"X-Scope-OrgID": "lab"}
-    reply = requests.get(
-        f"{front.url}/prometheus/api/v1/query", params={"query": "up"}, headers=headers, timeout=5
-    )
+    reply = requests.get(f"{front.url}/prometheus/api/v1/query", params={"query": "up"}, headers=headers, timeout=5)
     assert reply.status_code == 200
     assert reply.json()["status"] == "success"
-    assert (
-        requests.get(f"{front.url}/prometheus/api/v1/targets", headers=headers, timeout=5).status_code == 404
-    )
+    assert requests.get(f"{front.url}/prometheus/api/v1/targets", headers=headers, timeout=5).status_code == 404
     routes = {
-        labels["route"]
-        for name, labels, _ in own_metrics(front)
-        if name == "cortex_request_duration_seconds_count"
+        labels["route"] for name, labels, _ in own_metrics(front) if name == "cortex_request_duration_seconds_count"
     }
     assert "prometheus_api_v1_query" in routes

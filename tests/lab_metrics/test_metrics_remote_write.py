@@ -38,9 +38,7 @@ def test_round_trip_keeps_labels_samples_and_metadata() -> None:
 
 
 def test_special_values_and_negative_timestamps_survive() -> None:
-    request = WriteRequest(
-        [TimeSeries((("__name__", "x"),), [Sample(math.inf, -5), Sample(-math.inf, 2**62)])]
-    )
+    request = WriteRequest([TimeSeries((("__name__", "x"),), [Sample(math.inf, -5), Sample(-math.inf, 2**62)])])
     decoded = decode_write_request(encode_write_request(request))
     assert decoded.timeseries[0].samples == [Sample(math.inf, -5), Sample(-math.inf, 2**62)]
     stale = decode_write_request(encode_write_request(WriteRequest([TimeSeries((), [Sample(math.nan, 1)])])))
@@ -72,9 +70,7 @@ def test_garbage_is_a_decode_error(body: bytes) -> None:
         decode_body(body)
 
 
-def test_decodes_what_a_real_prometheus_agent_sends(
-    tmp_path: Path, capturing_storage: CapturingStorage
-) -> None:
+def test_decodes_what_a_real_prometheus_agent_sends(tmp_path: Path, capturing_storage: CapturingStorage) -> None:
     port = free_port()
     config = {
         "global": {
@@ -91,9 +87,7 @@ def test_decodes_what_a_real_prometheus_agent_sends(
     }
     agent = start_agent("codec-agent", tmp_path / "agent", port, config, ready_timeout=20)
     try:
-        ups = wait_for(
-            lambda: [s for s in capturing_storage.series() if s.get("__name__") == "up"], timeout=30
-        )
+        ups = wait_for(lambda: [s for s in capturing_storage.series() if s.get("__name__") == "up"], timeout=30)
     finally:
         agent.stop()
     assert ups[0] == {
@@ -103,12 +97,6 @@ def test_decodes_what_a_real_prometheus_agent_sends(
         "instance": f"127.0.0.1:{port}",
         "job": "self",
     }
-    samples = [
-        s
-        for w in capturing_storage.writes
-        for t in w.timeseries
-        if dict(t.labels) == ups[0]
-        for s in t.samples
-    ]
+    samples = [s for w in capturing_storage.writes for t in w.timeseries if dict(t.labels) == ups[0] for s in t.samples]
     assert samples[0].value == 1.0
     assert samples[0].timestamp_ms > 1_700_000_000_000
