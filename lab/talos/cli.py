@@ -217,6 +217,7 @@ def build_commands(client: TalosVersion) -> dict[tuple[str, ...], Command]:
         ),
         Command(("etcd",), "etcd", "Manage etcd", runnable=False, max_args=None),
         Command(("etcd", "status"), "status", "Get the status of etcd cluster member", (), 0, 0),
+        Command(("etcd", "members"), "members", "Get the list of etcd cluster members", (), 0, 0),
     ]
     return {command.path: command for command in commands}
 
@@ -404,8 +405,9 @@ def usage(command: Command, commands: dict[tuple[str, ...], Command]) -> str:
         lines += ["", "Aliases:", f"  {', '.join((command.path[-1], *command.aliases))}"]
     if children:
         lines += ["", "Available Commands:"]
-        width = max(len(name) for name in children)
-        lines += [f"  {name.ljust(width)}  {_child(commands, command.path, name).short}" for name in children]  # type: ignore[union-attr]
+        width = max(11, *(len(name) for name in children))  # cobra pads command names to at least 11
+        shorts = {cmd.path[-1]: cmd.short for cmd in commands.values() if cmd.path[:-1] == command.path}
+        lines += [f"  {name.ljust(width)} {shorts[name]}" for name in children]
     lines += ["", "Flags:", *_flag_lines((*command.flags, _HELP), command)]
     lines += ["", "Global Flags:", *_flag_lines(GLOBAL_FLAGS, command)]
     if children:

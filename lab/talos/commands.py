@@ -35,6 +35,7 @@ NODES_NOT_SET = (
     "nodes are not set for the command: please use `--nodes` flag or configuration file to set the nodes "
     "to run the command against"
 )
+_ETCD_NOT_RUNNING = "rpc error: code = FailedPrecondition desc = etcd is not running on this node"
 _GO_VERSIONS = {12: "go1.24.9", 13: "go1.25.3", 14: "go1.25.5", 15: "go1.26.0"}
 
 
@@ -492,10 +493,7 @@ def _etcd_status(session: Session) -> None:
                 errors.append(f"error from node {target}: {exc}")
                 continue
             if not node.is_control_plane:
-                errors.append(
-                    f"error from node {target}: rpc error: code = FailedPrecondition "
-                    "desc = etcd is not running on this node"
-                )
+                errors.append(f"error from node {target}: {_ETCD_NOT_RUNNING}")
                 continue
             leader = session.cluster.etcd_leader()
             index, term = session.cluster.etcd_raft()
@@ -517,6 +515,35 @@ def _etcd_status(session: Session) -> None:
                 "",
             ]
         )
+    session.out(tabwrite(rows))
+    if errors:
+        raise CommandError("\n".join(errors))
+
+
+def _etcd_members(session: Session) -> None:
+    rows, errors = [["NODE", "ID", "HOSTNAME", "PEER URLS", "CLIENT URLS", "LEARNER"]], []
+    for target in session.targets():
+        with session.cluster.locked():
+            try:
+                node = session.reach(target)
+            except UnreachableNodeError as exc:
+                errors.append(f"error from node {target}: {exc}")
+                continue
+            if not node.is_control_plane:
+                errors.append(f"error from node {target}: {_ETCD_NOT_RUNNING}")
+                continue
+            members = [n for n in session.cluster.nodes() if n.is_control_plane]
+        rows += [
+            [
+                target,
+                f"{m.etcd_member_id:016x}",
+                m.name,
+                f"https://{m.address}:2380",
+                f"https://{m.address}:2379",
+                "false",
+            ]
+            for m in members
+        ]
     session.out(tabwrite(rows))
     if errors:
         raise CommandError("\n".join(errors))
@@ -630,4 +657,5 @@ _HANDLERS: dict[tuple[str, ...], Callable[[Session], None]] = {
     ("reboot",): _reboot,
     ("health",): _health_command,
     ("etcd", "status"): _etcd_status,
+    ("etcd", "members"): _etcd_members,
 }

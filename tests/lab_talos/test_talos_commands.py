@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from talos_support import CP, W13, W14, FakeHooks
@@ -97,6 +98,23 @@ def test_etcd_status_on_a_worker_fails(talosctl):
     assert result.stderr.startswith(f"error from node {W13}: rpc error: code = FailedPrecondition")
 
 
+def test_etcd_members_lists_the_control_plane(talosctl):
+    lines = talosctl("etcd", "members", "-n", CP).stdout.splitlines()
+
+    assert lines[0].split() == ["NODE", "ID", "HOSTNAME", "PEER", "URLS", "CLIENT", "URLS", "LEARNER"]
+    assert lines[1].split()[2:] == ["cp-1", f"https://{CP}:2380", f"https://{CP}:2379", "false"]
+    assert len(lines) == 2
+
+
+def test_version_json_is_one_object_per_node(talosctl):
+    result = talosctl("version", "--json", "-n", f"{CP},{W14}")
+
+    objects = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [obj["version"]["tag"] for obj in objects] == ["v1.13.2", "v1.14.1"]
+    assert objects[1]["metadata"] == {"hostname": W14}
+    assert "Client:" not in result.stdout
+
+
 def test_health_passes_on_a_healthy_cluster(talosctl):
     result = talosctl("health", "--wait-timeout", "2s")
 
@@ -187,7 +205,7 @@ def test_help_goes_to_stdout_with_exit_zero(talosctl):
     assert result.rc == 0
     assert "Usage:\n  talosctl patch machineconfig [flags]" in result.stdout
     assert (etcd.rc, etcd.stderr) == (0, "")
-    assert "Available Commands:\n  status" in etcd.stdout
+    assert "Available Commands:\n  members     Get the list of etcd cluster members\n  status      Get" in etcd.stdout
 
 
 def test_endpoints_that_are_all_down_fail_every_request(cluster: TalosCluster):
