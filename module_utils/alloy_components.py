@@ -58,7 +58,6 @@ def _repeatable(spec: BlockSpec) -> BlockSpec:
 
 
 UNCHECKED = BlockSpec(checked=False)
-UNCHECKED_REPEATABLE = BlockSpec(repeatable=True, checked=False)
 
 # Shared blocks (docs/sources/shared/reference/components/*-block.md).
 TLS_CONFIG = _block("ca_pem ca_file cert_pem cert_file key_pem key_file server_name insecure_skip_verify min_version")

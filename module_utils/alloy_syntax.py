@@ -12,7 +12,7 @@ import bisect
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Token kinds; names are Alloy's token.String() values, which appear verbatim in its error messages.
 ILLEGAL = "ILLEGAL"
@@ -513,11 +513,7 @@ def start_offset(node: Expr | Statement) -> int:
 class File:
     source: Source
     body: list[Statement]
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return self.source.filename
+    diagnostics: list[Diagnostic]
 
 
 # ---------------------------------------------------------------------------------------------------------
