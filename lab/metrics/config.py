@@ -34,7 +34,8 @@ class MetricsConfig:
     storage_retention: str = "6h"
     # Mimir's multitenancy_enabled: when true every request needs X-Scope-OrgID (401 "no org id").
     multitenancy_enabled: bool = True
-    # Tenant the legacy agents send in X-Scope-OrgID; with multitenancy off Mimir uses "anonymous".
+    # Tenant the legacy agents write as. Debian's Prometheus 2.42 drops remote_write headers, so they
+    # name it in the URL (the front's /gateway/<tenant> prefix); with multitenancy off it is unused.
     tenant_id: str = "lab"
     # Mimir limits.accept_ha_samples and the HA labels (limits.ha_cluster_label / ha_replica_label).
     accept_ha_samples: bool = True
@@ -44,7 +45,3 @@ class MetricsConfig:
     ha_failover_timeout_seconds: float = 30.0
     # Longest wait for a started Prometheus to answer /-/ready.
     ready_timeout_seconds: float = 30.0
-
-    @property
-    def effective_tenant(self) -> str:
-        return self.tenant_id if self.multitenancy_enabled else "anonymous"

@@ -65,10 +65,6 @@ class CounterVec:
         with self._lock:
             self._values[label_values] = self._values.get(label_values, 0.0) + amount
 
-    def value(self, *label_values: str) -> float:
-        with self._lock:
-            return self._values.get(label_values, 0.0)
-
     def family(self) -> Family:
         family = Family(self.name, "counter", self.help)
         with self._lock:

@@ -8,14 +8,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 
 @dataclass
 class Request:
     method: str
     path: str
-    query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
     raw_query: str = ""
@@ -49,7 +48,6 @@ class _RequestHandler(BaseHTTPRequestHandler):
         request = Request(
             method=self.command,
             path=parts.path,
-            query=parse_qs(parts.query, keep_blank_values=True),
             headers={key.lower(): value for key, value in self.headers.items()},
             body=self.rfile.read(length) if length else b"",
             raw_query=parts.query,

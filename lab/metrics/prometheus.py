@@ -67,12 +67,6 @@ class PrometheusProcess:
             time.sleep(_POLL_SECONDS)
         raise PrometheusError(f"{self.name} not ready after {timeout} s: {self.log_tail()}")
 
-    def reload(self, config: dict[str, Any]) -> None:
-        """Rewrite the config and send SIGHUP, as the config-reloader sidecar does."""
-        write_config(self.config_path, config)
-        if self.running():
-            self.process.send_signal(signal.SIGHUP)
-
     def stop(self, grace: float = 10.0) -> None:
         if self.running():
             self.process.send_signal(signal.SIGTERM)

@@ -16,7 +16,6 @@ from lab.metrics.exposition import Family, LabelSet
 
 MIB = 1024 * 1024
 CONTAINERD_NAMESPACE = "k8s.io"
-RUNTIME = "io.containerd.runc.v2"
 
 
 def unit(key: str) -> float:
