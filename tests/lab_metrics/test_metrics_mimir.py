@@ -11,7 +11,7 @@ import requests
 from metrics_support import CapturingStorage, parse_exposition, total
 
 from lab.metrics.config import MetricsConfig
-from lab.metrics.mimir import MimirFront
+from lab.metrics.mimir import MimirFront, gateway_prefix
 from lab.metrics.remote_write import Sample, TimeSeries, WriteRequest, encode_body
 
 CLUSTER = "monitoring/kps-prometheus"
@@ -195,3 +195,12 @@ def test_queries_are_proxied_under_the_prometheus_prefix(front: MimirFront) -> N
         labels["route"] for name, labels, _ in own_metrics(front) if name == "cortex_request_duration_seconds_count"
     }
     assert "prometheus_api_v1_query" in routes
+
+
+def test_gateway_prefix_names_the_tenant_for_agents_that_cannot_send_headers(front: MimirFront) -> None:
+    body = encode_body(WriteRequest([series("up", 1_000)]))
+    url = f"{front.url}{gateway_prefix('team-b')}/api/v1/push"
+    assert requests.post(url, data=body, timeout=5).status_code == 200
+    metrics = own_metrics(front)
+    assert total(metrics, "cortex_distributor_received_samples_total", user="team-b") == 1
+    assert total(metrics, "cortex_request_duration_seconds_count", route="api_v1_push", status_code="200") == 1
