@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import http.client
+import importlib.machinery
+import importlib.util
 import ipaddress
 import json
 import os
@@ -242,3 +244,39 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def _load_shim():
+    loader = importlib.machinery.SourceFileLoader("lab_talosctl_shim", str(SHIM))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # as talosctl (Go yaml.v3) writes it
+        "context: lab\ncontexts:\n    lab:\n        endpoints:\n            - 10.5.0.2\n"
+        "        nodes:\n            - 10.5.0.2\n            - 10.5.0.3\n        ca: Q0E=\n        crt: Q1JU\n        key: S0VZ\n",
+        # as PyYAML writes it, with indentless lists, quotes, flow lists and comments
+        "# lab\ncontext: 'lab'\ncontexts:\n  lab:\n    endpoints:\n    - 10.5.0.2\n"
+        '    nodes: [10.5.0.2, "10.5.0.3"]  # two\n    ca: Q0E=\n    crt: "Q1JU"\n    key: S0VZ\n',
+    ],
+)
+def test_the_shim_reads_talosconfig_yaml_without_pyyaml(text: str):
+    parsed = _load_shim().parse_yaml(text)
+
+    assert parsed == {
+        "context": "lab",
+        "contexts": {
+            "lab": {
+                "endpoints": ["10.5.0.2"],
+                "nodes": ["10.5.0.2", "10.5.0.3"],
+                "ca": "Q0E=",
+                "crt": "Q1JU",
+                "key": "S0VZ",
+            }
+        },
+    }
