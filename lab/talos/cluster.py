@@ -109,6 +109,7 @@ class TalosCluster:
             self._require(node).fault = {"kind": kind, **params}
 
     def clear_fault(self, node: str) -> None:
+        """Remove the node's fault; a node hung by `never_returns` finishes its boot now."""
         with self._lock:
             state = self._require(node)
             hung = state.fault is not None and state.fault["kind"] == "never_returns" and not state.running
@@ -118,10 +119,12 @@ class TalosCluster:
             self._complete_boot(state.name, boots)
 
     def metrics_address(self, node: str) -> str | None:
+        """The containerd metrics listen address in effect on the node now (None: no listener)."""
         with self._lock:
             return self._require(node).metrics_address()
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
+        """Per node name: address, role, version, boot id, boots, state, metrics address, fault."""
         with self._lock:
             return {
                 name: {
