@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
+from yaml.events import MappingStartEvent
 
 from lab.talos.versions import TalosVersion
 
@@ -187,9 +188,13 @@ def clone(docs: list[Document]) -> list[Document]:
 
 
 class _TalosDumper(yaml.SafeDumper):
-    """Emit YAML the way Go's yaml.v3 does: 4-space indentation, indented sequences."""
+    """Emit YAML the way Go's yaml.v3 does: 4-space indentation, indented sequences, `- key:` items."""
 
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        if not flow and self.sequence_context and isinstance(self.event, MappingStartEvent):
+            self.indents.append(self.indent)
+            self.indent = (self.indent or 0) + 2
+            return
         super().increase_indent(flow, False)
 
 

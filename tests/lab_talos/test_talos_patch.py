@@ -27,7 +27,8 @@ def test_auto_mode_on_113_reboots_for_a_files_change_and_says_why(talosctl, clus
     assert lines[0] == f"patched MachineConfigs.config.talos.dev/v1alpha1 at the node {W13}"
     assert lines[1] == "Applied configuration with a reboot: this config change can't be applied in immediate mode"
     assert lines[2:5] == ["diff:", "--- a", "+++ b"]
-    assert '+                  address = "127.0.0.1:11234"' in lines
+    assert any(line.startswith("+") and line.endswith('address = "127.0.0.1:11234"') for line in lines)
+    assert "+    files:" in lines
     assert cluster.snapshot()["w-13"]["state"] == "rebooting"
 
 
