@@ -14,6 +14,7 @@ from lab.talos.session import CommandError, ReportedError, Session, UnreachableN
 
 def reboot(session: Session) -> None:
     targets = session.targets()
+    session.warn_about_older_nodes(targets)
     if not (session.flag("wait") or session.flag("debug") or session.invocation.values.get("drain")):
         for target in targets:
             with session.cluster.locked():

@@ -177,7 +177,9 @@ def patch(session: Session) -> None:
     if not sources:
         raise CommandError("either --patch or --patch-file should be defined")
     patches = [_load(source, session.context.cwd) for source in sources]
-    for target in session.targets():
+    targets = session.targets()
+    session.warn_about_older_nodes(targets)
+    for target in targets:
         _patch_node(session, target, patches)
 
 

@@ -59,6 +59,20 @@ class Session:
             raise CommandError("error constructing client: failed to determine endpoints")
         self.endpoint_error = self.cluster.endpoint_error(endpoints)
 
+    def warn_about_older_nodes(self, targets: list[str]) -> None:
+        """talosctl's ClientVersionCheck: a warning (not an error) for nodes older than the client."""
+        client = self.cluster.client_version
+        warnings = []
+        with self.cluster.locked():
+            for target in targets:
+                node = None if self.endpoint_error else self.cluster.find(target)
+                if node is not None and node.running and node.version < client:
+                    warnings.append(
+                        f"{target}: server version {str(node.version)[1:]} is older than client version {str(client)[1:]}"
+                    )
+        if warnings:
+            self.err(f"WARNING: {', '.join(warnings)}\n")
+
     def reach(self, target: str) -> NodeState:
         """The node behind `target`; UnreachableNodeError carries the gRPC error when it cannot be reached."""
         error = self.endpoint_error or self.cluster.unreachable(target)

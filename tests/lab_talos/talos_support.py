@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from lab.talos import CommandResult
+
 CP = "127.0.10.1"
 W13 = "127.0.11.1"
 W14 = "127.0.11.2"
@@ -69,3 +71,8 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met before the deadline"
         time.sleep(0.01)
+
+
+def stderr_lines(result: CommandResult) -> list[str]:
+    """stderr without talosctl's client-newer-than-server WARNING, which precedes the command's own lines."""
+    return [line for line in result.stderr.splitlines() if not line.startswith("WARNING: ")]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import yaml
-from talos_support import CP, METRICS_DOCUMENT_PATCH, METRICS_FILE_PATCH, W13, W14, W15, wait_until
+from talos_support import CP, METRICS_DOCUMENT_PATCH, METRICS_FILE_PATCH, W13, W14, W15, stderr_lines, wait_until
 
 from lab.talos import TalosCluster, TalosContext
 
@@ -23,7 +23,7 @@ def test_auto_mode_on_113_reboots_for_a_files_change_and_says_why(talosctl, clus
 
     assert result.rc == 0
     assert result.stdout == ""
-    lines = result.stderr.splitlines()
+    lines = stderr_lines(result)
     assert lines[0] == f"patched MachineConfigs.config.talos.dev/v1alpha1 at the node {W13}"
     assert lines[1] == "Applied configuration with a reboot: this config change can't be applied in immediate mode"
     assert lines[2:5] == ["diff:", "--- a", "+++ b"]
@@ -38,7 +38,7 @@ def test_no_reboot_mode_on_113_fails_and_changes_nothing(talosctl, cluster: Talo
     result = talosctl("patch", "mc", "-n", W13, "-p", METRICS_FILE_PATCH, "--mode", "no-reboot")
 
     assert result.rc == 1
-    assert result.stderr.startswith(f"patched MachineConfigs.config.talos.dev/v1alpha1 at the node {W13}\n")
+    assert stderr_lines(result)[0] == f"patched MachineConfigs.config.talos.dev/v1alpha1 at the node {W13}"
     assert (
         "rpc error: code = InvalidArgument desc = "
         "this config change can't be applied in immediate mode\ndiff:\n" in result.stderr
@@ -73,18 +73,28 @@ def persistent_config(talosctl, node: str) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
+def test_a_newer_client_warns_about_older_nodes_first(talosctl):
+    result = talosctl("patch", "mc", "-n", f"{W13},{W15}", "-p", "machine:\n  nodeLabels:\n    a: b\n")
+
+    assert result.rc == 0
+    assert result.stderr.splitlines()[0] == (
+        f"WARNING: {W13}: server version 1.13.2 is older than client version 1.15.0"
+    )
+    assert result.stderr.count("WARNING") == 1
+
+
 def test_a_patch_without_effect_is_skipped(talosctl):
     result = talosctl("patch", "mc", "-n", W14, "-p", "machine:\n  network:\n    hostname: w-14\n")
 
     assert result.rc == 0
-    assert result.stderr == "Apply was skipped: no changes detected.\n"
+    assert stderr_lines(result) == ["Apply was skipped: no changes detected."]
 
 
 def test_a_live_field_applies_without_a_reboot(talosctl, cluster: TalosCluster):
     result = talosctl("patch", "mc", "-n", W13, "-p", '{"machine": {"nodeLabels": {"lab": "yes"}}}')
 
     assert result.rc == 0
-    assert result.stderr.splitlines()[1] == "Applied configuration without a reboot"
+    assert stderr_lines(result)[1] == "Applied configuration without a reboot"
     assert active_config(talosctl, W13)[0]["machine"]["nodeLabels"] == {"lab": "yes"}
     assert cluster.snapshot()["w-13"]["state"] == "running"
 
@@ -93,7 +103,7 @@ def test_dry_run_prints_the_summary_and_changes_nothing(talosctl, cluster: Talos
     result = talosctl("patch", "mc", "-n", W13, "-p", METRICS_FILE_PATCH, "--dry-run")
 
     assert result.rc == 0
-    lines = result.stderr.splitlines()
+    lines = stderr_lines(result)
     assert lines[1:6] == [
         "Dry run summary:",
         "Applied configuration with a reboot (skipped in dry-run).",
@@ -110,13 +120,13 @@ def test_dry_run_prints_the_summary_and_changes_nothing(talosctl, cluster: Talos
 def test_dry_run_of_a_no_op_says_no_changes(talosctl):
     result = talosctl("patch", "mc", "-n", W13, "-p", "machine:\n  network:\n    hostname: w-13\n", "--dry-run")
 
-    assert result.stderr == "Apply was skipped: no changes detected.\n"
+    assert stderr_lines(result) == ["Apply was skipped: no changes detected."]
 
 
 def test_staged_mode_lands_at_the_next_reboot(talosctl, cluster: TalosCluster):
     result = talosctl("patch", "mc", "-n", W13, "-p", "machine:\n  nodeLabels:\n    staged: 'yes'\n", "-m", "staged")
 
-    assert result.stderr.splitlines()[1] == "Staged configuration to be applied after the next reboot"
+    assert stderr_lines(result)[1] == "Staged configuration to be applied after the next reboot"
     assert "nodeLabels" not in active_config(talosctl, W13)[0]["machine"]
     assert talosctl("reboot", "-n", W13).rc == 0
     assert active_config(talosctl, W13)[0]["machine"]["nodeLabels"] == {"staged": "yes"}
@@ -127,7 +137,7 @@ def test_try_mode_reverts_after_its_timeout(talosctl):
     result = talosctl("patch", "mc", "-n", W13, "-p", label, "--mode", "try", "--timeout", "150ms")
 
     assert result.rc == 0
-    assert result.stderr.splitlines()[1] == (
+    assert stderr_lines(result)[1] == (
         "The config is applied in 'try' mode and will be automatically reverted back in 150ms"
     )
     assert active_config(talosctl, W13)[0]["machine"]["nodeLabels"] == {"tried": "yes"}
@@ -144,7 +154,7 @@ def test_reboot_mode_is_refused_by_a_114_node(old_client):
     result = old_client("patch", "mc", "-n", W14, "-p", METRICS_FILE_PATCH, "--mode", "reboot")
 
     assert result.rc == 1
-    assert result.stderr.splitlines()[-1] == (
+    assert stderr_lines(result)[-1] == (
         "rpc error: code = Unimplemented desc = "
         "the REBOOT mode is not supported, please use AUTO or NO_REBOOT modes instead"
     )
@@ -154,7 +164,7 @@ def test_reboot_mode_is_accepted_by_a_113_node(old_client):
     result = old_client("patch", "mc", "-n", W13, "-p", METRICS_FILE_PATCH, "--mode", "reboot")
 
     assert result.rc == 0
-    assert result.stderr.splitlines()[1] == "Applied configuration with a reboot"
+    assert stderr_lines(result)[1] == "Applied configuration with a reboot"
 
 
 def test_a_114_client_no_longer_offers_reboot_mode(talosctl):
@@ -201,4 +211,4 @@ def test_deleting_an_absent_file_entry_fails_like_configpatcher(talosctl):
     result = talosctl("patch", "mc", "-n", W13, "-p", removal)
 
     assert result.rc == 1
-    assert result.stderr.startswith("patch delete: path 'machine.files' in document '/v1alpha1'")
+    assert stderr_lines(result)[0].startswith("patch delete: path 'machine.files' in document '/v1alpha1'")

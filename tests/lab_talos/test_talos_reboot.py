@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from talos_support import CP, W13, W14, FakeHooks, wait_until
+from talos_support import CP, W13, W14, FakeHooks, stderr_lines, wait_until
 
 from lab.talos import TalosCluster
 
@@ -17,7 +17,7 @@ def test_reboot_waits_and_reports_the_post_check(talosctl, cluster: TalosCluster
 
     assert result.rc == 0
     assert result.stdout == ""
-    lines = result.stderr.splitlines()
+    lines = stderr_lines(result)
     assert lines[0] == f'"{W13}": waiting for actor ID'
     assert lines[-1] == f'"{W13}": post check passed'
     assert f'"{W13}": unavailable, retrying...' in lines
@@ -30,7 +30,7 @@ def test_reboot_waits_and_reports_the_post_check(talosctl, cluster: TalosCluster
 def test_reboot_without_wait_returns_at_once(talosctl, cluster: TalosCluster):
     result = talosctl("reboot", "-n", W13, "--wait=false")
 
-    assert (result.rc, result.stdout, result.stderr) == (0, "", "")
+    assert (result.rc, result.stdout, stderr_lines(result)) == (0, "", [])
     assert cluster.snapshot()["w-13"]["state"] == "rebooting"
     assert talosctl("get", "mc", "-n", W13).rc == 1
     wait_until(lambda: cluster.snapshot()["w-13"]["state"] == "running")
