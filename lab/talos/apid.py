@@ -81,7 +81,11 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError as exc:
             self._answer(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
             return
-        result = self.server.cluster.run(argv, context)
+        try:
+            result = self.server.cluster.run(argv, context)
+        except Exception as exc:  # a lab bug or a failing hook: say so instead of dropping the connection
+            self._answer(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(exc).__name__}: {exc}"})
+            raise
         self._answer(HTTPStatus.OK, {"rc": result.rc, "stdout": result.stdout, "stderr": result.stderr})
 
     def _read_request(self) -> tuple[list[str], TalosContext]:

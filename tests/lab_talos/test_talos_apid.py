@@ -225,6 +225,18 @@ def test_apid_rejects_a_malformed_request(apid: TalosApiServer, pki: Pki, tmp_pa
     connection.close()
 
 
+def test_a_failing_hook_is_reported_not_hung_up_on(workdir: Path, hooks, monkeypatch):
+    def broken() -> dict[str, bool]:
+        raise RuntimeError("kubernetes API unreachable")
+
+    monkeypatch.setattr(hooks, "kubernetes_nodes_ready", broken)
+
+    result = shim(workdir, "health", "--wait-timeout", "1s")
+
+    assert result.returncode == 1
+    assert result.stderr == "lab apid answered 500: RuntimeError: kubernetes API unreachable\n"
+
+
 def test_the_shim_is_an_executable_script(workdir: Path):
     assert os.access(SHIM, os.X_OK)
     assert SHIM.read_text().startswith("#!/usr/bin/env python3\n")
