@@ -81,7 +81,7 @@ def test_legacy_cadvisor_scrapes_slower_than_the_kubelet(lab: Lab) -> None:
     wait_for(lambda: lab.scalar(cadvisor) is not None and lab.scalar(kubelet) is not None, timeout=30)
     assert lab.scalar(cadvisor) > 5 * 0.08 > lab.scalar(kubelet)
     # cAdvisor's container labels were mapped to the names dashboards use.
-    assert lab.query('container_memory_working_set_bytes{job="cadvisor", pod="web-1-4", container="app"}')
+    wait_for(lambda: lab.query('container_memory_working_set_bytes{job="cadvisor", pod="web-1-4", container="app"}'))
 
 
 def test_mimir_keeps_one_replica_and_deduplicates_the_rest(lab: Lab) -> None:
@@ -89,15 +89,15 @@ def test_mimir_keeps_one_replica_and_deduplicates_the_rest(lab: Lab) -> None:
         'sum(cortex_distributor_deduped_samples_total{job="mimir"})'
         ' / sum(cortex_distributor_samples_in_total{job="mimir"})'
     )
-    wait_for(lambda: (lab.scalar(ratio) or 0) > 0.5, timeout=30)
-    assert lab.scalar(ratio) == pytest.approx(2 / 3, abs=0.1)
+    # Every replica sends the same series, so the share deduplicated settles at two thirds.
+    wait_for(lambda: abs((lab.scalar(ratio) or 0) - 2 / 3) < 0.05, timeout=30)
     kubelets = 'up{job="kubelet", metrics_path="/metrics/cadvisor"} == 1'
     up = wait_for(lambda: len(result := lab.query(kubelets)) == 2 and result, timeout=15)
     assert all(item["metric"]["cluster"] == CLUSTER and "__replica__" not in item["metric"] for item in up)
     push_p99 = (
         'histogram_quantile(0.99, sum by (le) (rate(cortex_request_duration_seconds_bucket{route="api_v1_push"}[1m])))'
     )
-    assert wait_for(lambda: lab.scalar(push_p99), timeout=15) > 0
+    wait_for(lambda: (lab.scalar(push_p99) or 0) > 0, timeout=15)  # NaN until two scrapes of the front
 
 
 def test_containerd_metrics_join_kube_state_metrics_by_container_id(lab: Lab) -> None:
