@@ -112,6 +112,7 @@ class MetricsPlane:
         self.mimir: MimirFront | None = None
         self.agents: dict[str, PrometheusProcess] = {}
         self.last_error: str | None = None
+        self._containerd_addresses: dict[str, str] = {}
         self._dirty = threading.Event()
         self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
@@ -124,6 +125,8 @@ class MetricsPlane:
         self._stopping.clear()
         try:
             self.exporters = Exporters(self.config, self.run_dir, self.authenticate)
+            for node, address in self._containerd_addresses.items():
+                self.exporters.set_containerd_address(node, address)
             self.mimir = MimirFront(self.config, f"http://127.0.0.1:{self.config.storage_port}")
             self.mimir.start()
             self.storage = start_storage(
@@ -175,7 +178,14 @@ class MetricsPlane:
         return [component.as_dict() for component in components]
 
     def set_containerd_address(self, node: str, address: str | None) -> None:
-        """Serve containerd's /v1/metrics for a node at the CRI config's address (None: stop)."""
+        """Serve containerd's /v1/metrics for a node at the CRI config's address (None: stop).
+
+        May be called before `start()`, e.g. for nodes whose machine config already has the patch.
+        """
+        if address is None:
+            self._containerd_addresses.pop(node, None)
+        else:
+            self._containerd_addresses[node] = address
         if self.exporters is not None:
             self.exporters.set_containerd_address(node, address)
 

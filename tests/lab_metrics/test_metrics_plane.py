@@ -55,6 +55,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     store = populated_store(subnet, nodes=2, pods_per_node=5)
     store.put(PROMETHEUSES, prometheus_cr("monitoring", CR, 3))
     plane = MetricsPlane(store, config, tmp_path, authenticate=lambda token: token == TOKEN, scrape_token=TOKEN)
+    plane.set_containerd_address("worker-1", "0.0.0.0:11234")  # a node already patched when the lab starts
     plane.start()
     processes: list[PrometheusProcess] = [*plane.agents.values()]
     assert plane.storage is not None
@@ -70,9 +71,11 @@ def test_status_reports_every_component_healthy(lab: Lab) -> None:
     components = {item["name"]: item for item in lab.plane.status()}
     expected = {"storage", "mimir", *(f"prometheus-{CR}-{i}" for i in range(3))}
     expected |= {f"{kind}/worker-{n}" for kind in ("kubelet", "cadvisor", "node-exporter") for n in (0, 1)}
+    expected |= {"kube-state-metrics", "containerd/worker-1"}
     assert expected <= set(components)
     assert all(components[name]["healthy"] for name in expected)
     assert components["kubelet/worker-0"]["address"].startswith("https://")
+    assert "containerd/worker-0" not in components
 
 
 def test_legacy_cadvisor_scrapes_slower_than_the_kubelet(lab: Lab) -> None:
@@ -102,7 +105,8 @@ def test_mimir_keeps_one_replica_and_deduplicates_the_rest(lab: Lab) -> None:
 
 def test_containerd_metrics_join_kube_state_metrics_by_container_id(lab: Lab) -> None:
     lab.plane.set_containerd_address("worker-0", "127.0.0.1:11234")
-    node = next(item for item in lab.plane.exporters.endpoints() if item.kind == "containerd")
+    assert lab.plane.exporters is not None
+    node = next(e for e in lab.plane.exporters.endpoints() if e.kind == "containerd" and e.node == "worker-0")
     assert lab.plane.mimir is not None
     collector = start_agent(
         "containerd-collector",
