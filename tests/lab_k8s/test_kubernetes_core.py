@@ -78,7 +78,8 @@ def test_apply_and_server_side_apply_are_idempotent(lab):
         },
         {
             "name": "ssa create",
-            "kubernetes.core.k8s": {"definition": deployment, "apply": True, "server_side_apply": ssa},
+            # Settled first: controllers updating status between the module's GET and PATCH would show as a change.
+            "kubernetes.core.k8s": {"definition": deployment, "apply": True, "server_side_apply": ssa, "wait": True},
         },
         {
             "name": "ssa again",
