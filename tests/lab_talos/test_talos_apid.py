@@ -169,8 +169,10 @@ def test_missing_config_and_unknown_context(workdir: Path):
     context = shim(workdir, "version", "--context", "prod")
 
     assert missing.returncode == 1
-    path = workdir / "absent"
-    assert missing.stderr == f'failed to open config file "{path}": open {path}: no such file or directory\n'
+    assert missing.stderr == (
+        "error constructing client: failed to resolve configuration context: talos config file is empty\n"
+    )
+    assert (workdir / "absent").read_text() == 'context: ""\ncontexts: {}\n'
     assert context.returncode == 1
     assert context.stderr == (
         'error constructing client: failed to resolve configuration context: context "prod" not found in config\n'
