@@ -190,8 +190,10 @@ class NodeState:
     # --- CRI ---------------------------------------------------------------------------
 
     def live_customizations(self) -> list[cri.Customization]:
+        """The CRI fragments containerd runs with now; from 1.14 they are resources, merged by name."""
         if self.version.has_cri_customization_document:
-            return cri.legacy_customizations(self.active) + cri.document_customizations(self.active)
+            parts = cri.legacy_customizations(self.active) + cri.document_customizations(self.active)
+            return sorted(parts, key=lambda part: part.name)
         return list(self.boot_customizations)
 
     def metrics_address(self) -> str | None:
