@@ -224,6 +224,17 @@ class TalosCluster:
         self._fire(notices)
         return boot_id
 
+    def restart_service(self, name: str, service_id: str) -> None:
+        """`talosctl service <id> restart`; restarting cri re-reads the CRI config it was given."""
+        notices = _Notices()
+        with self._lock:
+            node = self._nodes[name]
+            self._require_running(node)
+            node.restart_service(service_id, time.time())
+            if service_id == "cri":
+                notices.add("cri_restarted", name)
+        self._fire(notices)
+
     def wait_for_boot(self, name: str, old_boot_id: str, deadline: float) -> bool:
         """Block until the node runs with a new boot id, or the deadline passes."""
         with self.changed:
@@ -301,7 +312,7 @@ class TalosCluster:
         """From 1.14 a changed customization restarts CRI at once; up to 1.13 it waits for a boot."""
         address, customizations = before
         if node.live_customizations() != customizations and node.running:
-            node.restart_cri(time.time())
+            node.restart_service("cri", time.time())
             notices.add("cri_restarted", node.name)
         if node.metrics_address() != address:
             notices.add("containerd_metrics_changed", node.name, node.metrics_address())

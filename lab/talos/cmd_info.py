@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 
+from lab.talos.node import ApplyError
 from lab.talos.render import (
     humanize_bytes,
     since,
@@ -69,17 +70,39 @@ def service(session: Session) -> None:
     if action not in {"status", "start", "stop", "restart"}:
         raise CommandError(f'unsupported service action: "{action}"')
     targets = session.targets()
-    if action != "status":
+    if action == "restart":
+        _service_restart(session, targets, service_id)
+    elif action != "status":
         raise CommandError(
             "\n".join(
-                f"error from node {t}: rpc error: code = Unimplemented desc = the lab does not control services"
+                f"error from node {t}: rpc error: code = Unimplemented desc = the lab only restarts services"
                 for t in targets
             )
         )
-    if service_id:
+    elif service_id:
         _service_info(session, targets, service_id)
     else:
         _service_list(session, targets)
+
+
+def _service_restart(session: Session, targets: list[str], service_id: str) -> None:
+    rows, errors = [["NODE", "RESPONSE"]], []
+    for target in targets:
+        with session.cluster.locked():
+            try:
+                node = session.reach(target)
+            except UnreachableNodeError as exc:
+                errors.append(f"error from node {target}: {exc}")
+                continue
+        try:
+            session.cluster.restart_service(node.name, service_id)
+        except ApplyError as exc:
+            errors.append(f"error from node {target}: {exc}")
+            continue
+        rows.append([target, f'Service "{service_id}" restarted'])
+    session.out(tabwrite(rows))
+    if errors:
+        raise CommandError("\n".join(errors))
 
 
 def _service_list(session: Session, targets: list[str]) -> None:

@@ -199,12 +199,15 @@ class NodeState:
     def metrics_address(self) -> str | None:
         return cri.metrics_address(self.live_customizations()) if self.running else None
 
-    def restart_cri(self, now: float) -> None:
-        service = self.services["cri"]
+    def restart_service(self, service_id: str, now: float) -> None:
+        service = self.services.get(service_id)
+        if service is None:
+            raise ApplyError("NotFound", f'service "{service_id}" not found')
         service.record(now, "Stopping", "Restarting service")
-        service.record(now, "Running", "Started task cri (PID 2245) for container cri")
-        service.record(now, "Running", "Health check successful")
-        service.healthy = True
+        service.record(now, "Running", f"Started task {service_id} (PID 2245) for container {service_id}")
+        if service.has_health_check:
+            service.record(now, "Running", "Health check successful")
+            service.healthy = True
 
     # --- configuration -----------------------------------------------------------------
 

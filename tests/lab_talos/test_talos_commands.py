@@ -72,6 +72,15 @@ def test_single_service_view(talosctl):
     assert lines[4].split(maxsplit=1)[1].startswith("[Running]: Health check successful (")
 
 
+def test_restarting_cri_restarts_it_in_place(talosctl, hooks: FakeHooks):
+    result = talosctl("service", "cri", "restart", "-n", W13)
+
+    assert result.rc == 0
+    assert result.stdout.splitlines()[1].split(maxsplit=1) == [W13, 'Service "cri" restarted']
+    assert hooks.of("w-13") == [("cri_restarted", "w-13")]
+    assert "[Stopping]: Restarting service" in talosctl("service", "cri", "-n", W13).stdout
+
+
 def test_unknown_service_and_action(talosctl):
     missing = talosctl("service", "nope", "-n", W13)
     action = talosctl("service", "kubelet", "explode", "-n", W13)
