@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 
 from lab.talos import health
@@ -66,7 +66,7 @@ def _track_reboot(session: Session, target: str, deadline: float, progress: _Pro
     except ApplyError as exc:
         progress.line(target, str(exc), failed=True)
         return
-    progress.line(target, f"actor ID: {_actor_id(old_boot_id)}")
+    progress.line(target, f"actor ID: {uuid.uuid4()}")
     progress.line(target, "sequence: reboot action: START")
     progress.line(target, "task: stopAllServices action: START")
     progress.line(target, "unavailable, retrying...")
@@ -76,10 +76,6 @@ def _track_reboot(session: Session, target: str, deadline: float, progress: _Pro
     progress.line(target, 'stage: BOOTING ready: false unmetCond: [name:"nodeReady" reason:"node not ready"]')
     progress.line(target, "events check condition met")
     progress.line(target, "post check passed")
-
-
-def _actor_id(boot_id: str) -> str:
-    return hashlib.sha1(boot_id.encode()).hexdigest()[:8] + "-" + boot_id[9:36]
 
 
 # --- health ----------------------------------------------------------------------------
