@@ -80,7 +80,7 @@ def test_deleting_the_files_entry_on_113_removes_the_endpoint_after_a_reboot(tal
 
 
 def test_try_mode_on_114_moves_the_endpoint_and_moves_it_back(talosctl, cluster: TalosCluster):
-    assert talosctl("patch", "mc", "-n", W14, "-p", METRICS_DOCUMENT_PATCH, "-m", "try", "--timeout", "100ms").rc == 0
+    assert talosctl("patch", "mc", "-n", W14, "-p", METRICS_DOCUMENT_PATCH, "-m", "try", "--timeout", "800ms").rc == 0
     assert cluster.metrics_address("w-14") == ADDRESS
 
     wait_until(lambda: cluster.metrics_address("w-14") is None)

@@ -134,11 +134,11 @@ def test_staged_mode_lands_at_the_next_reboot(talosctl, cluster: TalosCluster):
 
 def test_try_mode_reverts_after_its_timeout(talosctl):
     label = "machine:\n  nodeLabels:\n    tried: 'yes'\n"
-    result = talosctl("patch", "mc", "-n", W13, "-p", label, "--mode", "try", "--timeout", "150ms")
+    result = talosctl("patch", "mc", "-n", W13, "-p", label, "--mode", "try", "--timeout", "800ms")
 
     assert result.rc == 0
     assert stderr_lines(result)[1] == (
-        "The config is applied in 'try' mode and will be automatically reverted back in 150ms"
+        "The config is applied in 'try' mode and will be automatically reverted back in 800ms"
     )
     assert active_config(talosctl, W13)[0]["machine"]["nodeLabels"] == {"tried": "yes"}
     wait_until(lambda: "nodeLabels" not in active_config(talosctl, W13)[0]["machine"])
