@@ -71,6 +71,29 @@ BROKEN = {
         ),
     ],
 }
+# Inputs the preflight refuses: case -> (vars, words its message must contain).
+REFUSED = {
+    "ha-external-label": ({"alloy_external_labels": {"__replica__": "a"}}, ["alloy_external_labels", "__replica__"]),
+    "cluster-label-is-ha": (
+        {"alloy_cluster_label": "prometheus_replica"},
+        ["alloy_cluster_label", "prometheus_replica"],
+    ),
+    "no-cluster-name": ({"alloy_cluster_name": ""}, ["alloy_cluster_name", "migration_cluster_name"]),
+    "push-url-as-base": ({"alloy_mimir_url": "http://mimir:8080/api/v1/push"}, ["alloy_mimir_url", "base URL"]),
+    "timeout-over-interval": ({"alloy_scrape_interval": "1m", "alloy_scrape_timeout": "1m30s"}, ["1m30s"]),
+    "dual-write-without-local": (
+        {"alloy_dual_write_enabled": True, "alloy_local_prometheus_url": ""},
+        ["alloy_local_prometheus_url", "dual-write off"],
+    ),
+    "shared-rules-prefix": (
+        {"alloy_mimir_rules_enabled": True, "alloy_mimir_rules_namespace_prefix": "alloy"},
+        ["alloy_mimir_rules_namespace_prefix", "grafana/alloy#200"],
+    ),
+    "unmarked-regex": (
+        {"alloy_dual_write_enabled": True, "alloy_node_exporter_include_metrics": ["node_cpu.*"]},
+        ["'re:node_cpu.*'"],
+    ),
+}
 BROKEN_CASES = [(role, edit) for role, edits in BROKEN.items() for edit in edits]
 
 
@@ -98,6 +121,8 @@ def build_inventory(work: Path) -> dict[str, dict[str, object]]:
     hosts["check-mode"] = {"render_in_check_mode": True}
     for role in BROKEN:
         hosts[role] = {"role_under_test": role}
+    for case, (refused_vars, _) in REFUSED.items():
+        hosts[f"refused-{case}"] = refused_vars
     for name, host_vars in hosts.items():
         host_vars["alloy_config_dir"] = str(work / "out" / name)
     return hosts
@@ -421,6 +446,24 @@ def test_broken_template_is_caught_with_alloys_message(run, role, edit):
     if template.startswith("config/"):
         assert re.match(rf".*/{re.escape(rendered_name)}:\d+:\d+: ", located[0]), located[0]
     assert not (work / "out" / role).exists()
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_preflight_refuses_with_a_message_naming_the_fix(run, case):
+    work, _, report = run
+    host = f"refused-{case}"
+    failures = [
+        result
+        for play in report["plays"]
+        for task in play["tasks"]
+        for name, result in task["hosts"].items()
+        if name == host and result.get("failed")
+    ]
+    assert len(failures) == 1
+    message = "\n".join([failures[0]["msg"], *(item.get("msg", "") for item in failures[0].get("results", []))])
+    for word in REFUSED[case][1]:
+        assert word in message
+    assert not (work / "out" / host).exists()
 
 
 @pytest.mark.parametrize("case", GOLDEN_CASES)
