@@ -197,6 +197,10 @@ class _TalosDumper(yaml.SafeDumper):
             return
         super().increase_indent(flow, False)
 
+    def choose_scalar_style(self) -> str:
+        style = super().choose_scalar_style()
+        return '"' if style == "'" else style
+
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     if not value:
