@@ -43,6 +43,17 @@ def metric_names_regex(entries: Iterable[str]) -> str:
     return "^(" + "|".join(alternatives) + ")$"
 
 
+def allow_list_problems(entries: Iterable[object]) -> list[str]:
+    """Why each invalid entry cannot be used (empty when every entry is valid)."""
+    problems = []
+    for entry in entries:
+        try:
+            _regex_for(entry)
+        except AllowListError as error:
+            problems.append(str(error))
+    return problems
+
+
 def _regex_for(entry: str) -> str:
     entry = _normalized(entry)
     if entry.startswith(REGEX_MARKER):
@@ -84,6 +95,7 @@ class FilterModule:
 
     def filters(self) -> dict[str, object]:
         return {
+            "allow_list_problems": allow_list_problems,
             "merge_allow_list": merge_allow_list,
             "metric_names_regex": metric_names_regex,
         }

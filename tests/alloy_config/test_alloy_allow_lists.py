@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from allow_lists import AllowListError, merge_allow_list, metric_names_regex
+from allow_lists import AllowListError, allow_list_problems, merge_allow_list, metric_names_regex
 
 ALLOW_LISTS = Path(__file__).resolve().parents[2] / "roles" / "alloy" / "files" / "allow-lists"
 DEFAULT = ["a_total", "b_bytes", "re:c_.+"]
@@ -75,6 +75,14 @@ def test_metric_names_regex(entries, expected):
 def test_metric_names_regex_refuses(entries, message):
     with pytest.raises(AllowListError, match=re.escape(message)):
         metric_names_regex(entries)
+
+
+def test_allow_list_problems_names_every_invalid_entry():
+    problems = allow_list_problems(["up", "kube_job.*", "re:(", "re:ok_.+"])
+    assert len(problems) == 2
+    assert "'re:kube_job.*'" in problems[0]
+    assert "'(' is invalid" in problems[1]
+    assert allow_list_problems(["up", "re:ok_.+"]) == []
 
 
 def test_regex_matches_exactly_the_listed_names():

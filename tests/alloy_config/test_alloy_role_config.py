@@ -91,7 +91,7 @@ REFUSED = {
     ),
     "unmarked-regex": (
         {"alloy_dual_write_enabled": True, "alloy_node_exporter_include_metrics": ["node_cpu.*"]},
-        ["'re:node_cpu.*'"],
+        ["alloy_node_exporter_include_metrics", "'re:node_cpu.*'"],
     ),
 }
 BROKEN_CASES = [(role, edit) for role, edits in BROKEN.items() for edit in edits]
