@@ -2,9 +2,9 @@
 
 One playbook run renders every case in parallel, one inventory host per case: a covering set
 of the feature toggles (every pair of settings of dual-write, logs, API proxy, operator
-objects and kube-prometheus-stack labels appears), the role's defaults, a check-mode run, a
-run that turns features off over an existing directory, and role copies with a deliberately
-broken template. Set UPDATE_GOLDEN=1 to regenerate tests/alloy_config/golden/.
+objects and kube-prometheus-stack labels appears), the role's defaults over a directory holding
+files of disabled features, a check-mode run, inputs the preflight must refuse, and role copies
+with deliberately broken templates. Set UPDATE_GOLDEN=1 to regenerate tests/alloy_config/golden/.
 """
 
 from __future__ import annotations
