@@ -99,10 +99,11 @@ def cmd_status(cfg: lab_config.LabConfig) -> int:
         print("lab is not running (start it with `python -m lab up` or `make lab-up`)")
         return 3
     status = _control(state, "GET", "/status")
-    print(f"{'COMPONENT':<16} {'HEALTH':<8} {'ADDRESS':<28} DETAIL")
+    width = max(len(c["name"]) for c in status["components"]) + 1
+    print(f"{'COMPONENT':<{width}} {'HEALTH':<8} {'ADDRESS':<28} DETAIL")
     for comp in status["components"]:
         health = "ok" if comp["healthy"] else "FAILING"
-        print(f"{comp['name']:<16} {health:<8} {comp['address']:<28} {comp['detail']}")
+        print(f"{comp['name']:<{width}} {health:<8} {comp['address']:<28} {comp['detail']}")
     print("\nfiles for clients:")
     for name, path in status["files"].items():
         print(f"  {name:<16} {path}")

@@ -33,6 +33,9 @@ class LabConfig:
     reboot_seconds: float = 4.0
     apps: dict[str, dict[str, int]] = field(default_factory=dict)
     api_port: int = 0
+    apid_port: int = 0
+    # MetricsConfig overrides (lab_metrics in group_vars), e.g. scrape_interval_seconds.
+    metrics: dict = field(default_factory=dict)
 
     @property
     def control_plane(self) -> list[Node]:
@@ -76,4 +79,6 @@ def load(inventory: Path | None = None, run_dir: Path | None = None) -> LabConfi
         reboot_seconds=float(gvars.get("lab_reboot_seconds", 4.0)),
         apps=gvars.get("lab_apps") or {},
         api_port=int(os.environ.get("LAB_API_PORT", gvars.get("lab_api_port", 0))),
+        apid_port=int(os.environ.get("LAB_APID_PORT", gvars.get("lab_apid_port", 0))),
+        metrics=dict(gvars.get("lab_metrics") or {}),
     )

@@ -20,9 +20,14 @@ from lab.controllers import Controllers
 from lab.k8s.api import Api
 from lab.k8s.server import ApiServer
 from lab.k8s.store import Store
+from lab.metrics.config import MetricsConfig
+from lab.metrics.plane import MetricsPlane
 from lab.nodes import NodeLifecycle
 from lab.pki import Pki
 from lab.seed import Seeder
+from lab.talos.apid import TalosApiServer, serve_talos_api, server_ssl_context
+from lab.talos.cluster import NodeSpec, TalosCluster
+from lab.talos.talosconfig import write_talosconfig
 
 STATE_FILE = "lab.json"
 
@@ -37,8 +42,23 @@ class Lab:
         self.control_token = secrets.token_urlsafe(24)
         self.controllers = Controllers(self.api, config.pod_ready_seconds, config.namespace)
         self.nodes = NodeLifecycle(self.api, config)
+        self.scrape_token = secrets.token_urlsafe(32)
         self.server: ApiServer | None = None
         self.control: ThreadingHTTPServer | None = None
+        self.apid: TalosApiServer | None = None
+        self.talos = TalosCluster(
+            config.cluster_name,
+            [NodeSpec(n.name, n.address, n.role, n.talos_version) for n in config.nodes],
+            _LabHooks(self),
+            config.reboot_seconds,
+        )
+        self.metrics = MetricsPlane(
+            self.store,
+            MetricsConfig(legacy_namespace=config.namespace, **config.metrics),
+            config.run_dir / "metrics",
+            authenticate=lambda token: self.server is not None and self.server.authenticate(token),
+            scrape_token=self.scrape_token,
+        )
         self.started = time.time()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -48,15 +68,36 @@ class Lab:
         issued = self.pki.issue("apiserver", ["127.0.0.1", "localhost", "kubernetes", "kubernetes.default.svc"])
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(issued.cert, issued.key)
-        self.server = ApiServer(("127.0.0.1", self.config.api_port), self.api, {self.admin_token}, context)
+        self.server = ApiServer(
+            ("127.0.0.1", self.config.api_port), self.api, {self.admin_token, self.scrape_token}, context
+        )
         self.server.requests.path = str(self.run_dir / "api-requests.jsonl")
         threading.Thread(target=self.server.serve_forever, name="apiserver", daemon=True).start()
         self.nodes.register()
         Seeder(self.api, self.config).run()
         self.controllers.start()
+        self._start_talos()
+        self.metrics.start()
         self.control = _ControlServer(self)
         threading.Thread(target=self.control.serve_forever, name="control", daemon=True).start()
         self._write_client_files()
+
+    def _start_talos(self) -> None:
+        apid = self.pki.issue("apid", ["127.0.0.1", *(n.address for n in self.config.nodes)])
+        admin = self.pki.issue("talos-admin", client=True, org="os:admin")
+        ca_pem = self.pki.ca_cert.read_bytes()
+        context = server_ssl_context(ca_pem, apid.cert.read_bytes(), apid.key.read_bytes())
+        self.apid = serve_talos_api(self.talos, "127.0.0.1", self.config.apid_port, context)
+        first = self.config.control_plane[0] if self.config.control_plane else self.config.nodes[0]
+        write_talosconfig(
+            self.run_dir / "talosconfig",
+            self.config.cluster_name,
+            [f"127.0.0.1:{self.apid.port}"],
+            [first.address],
+            ca_pem,
+            admin.cert.read_bytes(),
+            admin.key.read_bytes(),
+        )
 
     def wait_settled(self, timeout: float = 60.0) -> bool:
         """True once every seeded workload reports all its pods ready."""
@@ -82,6 +123,10 @@ class Lab:
         )
 
     def stop(self) -> None:
+        self.metrics.stop()
+        self.talos.close()
+        if self.apid is not None:
+            self.apid.shutdown()
         self.controllers.stop()
         for server in (self.server, self.control):
             if server is not None:
@@ -98,6 +143,8 @@ class Lab:
     def files(self) -> dict[str, str]:
         return {
             "kubeconfig": str(self.run_dir / "kubeconfig"),
+            "talosconfig": str(self.run_dir / "talosconfig"),
+            "talosctl": str(lab_bin() / "talosctl"),
             "ca": str(self.pki.ca_cert),
             "token": str(self.run_dir / "token"),
             "api request log": str(self.run_dir / "api-requests.jsonl"),
@@ -159,7 +206,15 @@ class Lab:
                     "healthy": all(ready.values()),
                     "detail": ", ".join(n for n, ok in ready.items() if not ok) or "all Ready",
                 },
+                {
+                    "name": "talos-apid",
+                    "address": f"127.0.0.1:{self.apid.port}",
+                    "healthy": True,
+                    "detail": _talos_summary(self.talos.snapshot()),
+                },
+                *({"detail": "", **c} for c in self.metrics.status()),
             ],
+            "talos": self.talos.snapshot(),
             "files": self.files(),
             "api_faults": self.server.faults.as_dict(),
             "api_requests": self.server.requests.summary(),
@@ -173,12 +228,66 @@ class Lab:
                 if key in request:
                     setattr(faults, key, type(getattr(faults, key))(request[key]))
             return faults.as_dict()
+        if target == "node":
+            node = request.get("node", "")
+            if request.get("kind") in (None, "", "clear"):
+                self.talos.clear_fault(node)
+            else:
+                params = {k: float(v) for k, v in request.items() if k in ("seconds",)}
+                self.talos.inject_fault(node, request["kind"], **params)
+            return self.talos.snapshot().get(node, {})
+        if target == "mimir":
+            if "down" in request:
+                self.metrics.mimir.set_down(str(request["down"]).lower() in ("1", "true", "yes"))
+            if "latency" in request:
+                self.metrics.mimir.set_latency(float(request["latency"]))
+            return {"mimir": self.metrics.mimir.url}
         raise ValueError(f"unknown fault target {target!r}")
 
 
+def lab_bin() -> Path:
+    return Path(__file__).resolve().parent / "bin"
+
+
+def _talos_summary(snapshot: dict) -> str:
+    states: dict[str, int] = {}
+    for node in snapshot.values():
+        states[node["state"]] = states.get(node["state"], 0) + 1
+    metrics = sum(1 for node in snapshot.values() if node["metrics_address"])
+    return ", ".join(f"{n} {state}" for state, n in sorted(states.items())) + f"; containerd metrics on {metrics}"
+
+
+class _LabHooks:
+    """What a Talos node's reboot or CRI restart means for Kubernetes and the metrics plane."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+
+    def node_going_down(self, node: str) -> None:
+        self.lab.nodes.set_ready(node, False)
+
+    def node_came_up(self, node: str) -> None:
+        boot_id = self.lab.talos.snapshot().get(node, {}).get("boot_id", "")
+        self.lab.controllers.restart_containers(node)
+        self.lab.nodes.set_ready(node, True, boot_id=boot_id)
+
+    def cri_restarted(self, node: str) -> None:
+        self.lab.controllers.restart_containers(node)
+
+    def containerd_metrics_changed(self, node: str, address: str | None) -> None:
+        self.lab.metrics.set_containerd_address(node, address)
+
+    def kubernetes_nodes_ready(self) -> dict[str, bool]:
+        return self.lab.nodes.ready()
+
+
 def _write_secret(path: Path, text: str) -> None:
-    path.write_text(text)
-    path.chmod(0o600)
+    """Write a private file atomically: readers never see it half written."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.touch(mode=0o600)
+    partial.chmod(0o600)
+    partial.write_text(text)
+    partial.replace(path)
 
 
 class _ControlServer(ThreadingHTTPServer):

@@ -57,11 +57,17 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> RunningLab:
     """A lab started with `python -m lab up` in its own run directory, stopped at the end."""
     run_dir = tmp_path_factory.mktemp("lab")
     env = {**os.environ, "LAB_RUN_DIR": str(run_dir), "PYTHONPATH": str(ROOT)}
-    up = subprocess.run(
-        [sys.executable, "-m", "lab", "up"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert up.returncode == 0, f"lab up failed:\n{up.stdout}\n{up.stderr}\n{(run_dir / 'lab.log').read_text()}"
     try:
+        up = subprocess.run(
+            [sys.executable, "-m", "lab", "up"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert up.returncode == 0, f"lab up failed:\n{up.stdout}\n{up.stderr}\n{(run_dir / 'lab.log').read_text()}"
         yield RunningLab(run_dir, run_dir / "kubeconfig", json.loads((run_dir / "lab.json").read_text()))
     finally:
         subprocess.run(
@@ -106,3 +112,13 @@ def run_playbook(tasks: list[dict], env: dict[str, str], check: bool = False, ex
     results["__rc__"] = proc.returncode
     results["__stats__"] = report.get("stats", {})
     return results
+
+
+def failures(results: dict) -> str:
+    """The failed tasks of a run_playbook result, with their messages, for assertion output."""
+    lines = [
+        f"{name}: {result.get('msg', '')} {result.get('exception', '')}".strip()
+        for name, result in results.items()
+        if isinstance(result, dict) and result.get("failed")
+    ]
+    return "\n".join(lines) or f"rc={results.get('__rc__')}, no failed task recorded"

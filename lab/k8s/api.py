@@ -318,6 +318,7 @@ class Api:
         meta["creationTimestamp"] = now()
         if "status" in rtype.subresources:
             obj.pop("status", None)
+            defaults.initial_status(obj)
         if _has_spec(obj):
             meta["generation"] = 1
         self._admit(rtype, obj, opts)

@@ -124,3 +124,19 @@ def apply_defaults(obj: dict) -> None:
     fill = _BY_KIND.get(obj.get("kind", ""))
     if fill:
         fill(obj)
+
+
+# Status fields without `omitempty` in the API types: a new object already carries them.
+_INITIAL_STATUS = {
+    "StatefulSet": {"replicas": 0, "availableReplicas": 0},
+    "DaemonSet": {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0, "numberReady": 0},
+    "ReplicaSet": {"replicas": 0},
+    "Deployment": {},
+    "Job": {},
+}
+
+
+def initial_status(obj: dict) -> None:
+    status = _INITIAL_STATUS.get(obj.get("kind", ""))
+    if status is not None:
+        obj["status"] = dict(status)

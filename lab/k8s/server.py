@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from lab.k8s import discovery, selectors
+from lab.k8s import discovery, selectors, tables
 from lab.k8s.api import Api, Options
 from lab.k8s.errors import ApiError, bad_request
 from lab.k8s.resources import ResourceType
@@ -250,9 +250,14 @@ class _Handler(BaseHTTPRequestHandler):
             if query.get("watch") in ("true", "1"):
                 self._watch(route, query)
                 return
-            self._send_json(200, api.list(rtype, ns or None, query.get("labelSelector"), query.get("fieldSelector")))
+            listing = api.list(rtype, ns or None, query.get("labelSelector"), query.get("fieldSelector"))
+            if tables.wants_table(self.headers.get("Accept", "")):
+                listing = tables.table(rtype.plural, listing["items"], listing["metadata"]["resourceVersion"])
+            self._send_json(200, listing)
         elif method == "GET":
             payload = api.get_subresource(rtype, ns, name, sub) if sub else api.get(rtype, ns, name)
+            if not sub and tables.wants_table(self.headers.get("Accept", "")):
+                payload = tables.table(rtype.plural, [payload], payload["metadata"]["resourceVersion"])
             self._send_json(200, payload)
         elif method == "POST" and sub == "eviction":
             self._send_json(201, api.evict(ns, name, _json(body), opts))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import run_playbook
+from tests.conftest import failures, run_playbook
 
 NS = "kcore"
 
@@ -42,7 +42,7 @@ def test_object_lifecycle_create_rerun_update_check_delete(lab):
         },
     ]
     res = run_playbook(tasks, lab.env())
-    assert res["__rc__"] == 0, res
+    assert res["__rc__"] == 0, failures(res)
     assert res["create"]["changed"] is True
     assert res["rerun"]["changed"] is False
     assert res["update"]["changed"] is True
@@ -95,7 +95,7 @@ def test_apply_and_server_side_apply_are_idempotent(lab):
         },
     ]
     res = run_playbook(tasks, lab.env())
-    assert res["__rc__"] == 0, res
+    assert res["__rc__"] == 0, failures(res)
     assert res["apply"]["changed"] is True
     assert "kubectl.kubernetes.io/last-applied-configuration" in res["apply"]["result"]["metadata"]["annotations"]
     assert res["apply again"]["changed"] is False
@@ -124,7 +124,7 @@ def test_wait_for_deployment_statefulset_daemonset(lab):
         ],
     ]
     res = run_playbook(tasks, lab.env())
-    assert res["__rc__"] == 0, res
+    assert res["__rc__"] == 0, failures(res)
     dep = res["wait Deployment"]["result"]["status"]
     assert dep["readyReplicas"] == dep["availableReplicas"] == 3
     sts = res["wait StatefulSet"]["result"]["status"]
@@ -167,7 +167,7 @@ def test_info_with_label_and_field_selectors(lab):
         },
     ]
     res = run_playbook(tasks, lab.env())
-    assert res["__rc__"] == 0, res
+    assert res["__rc__"] == 0, failures(res)
     frontend = res["by label"]["resources"]
     assert len(frontend) == 3
     assert all(p["metadata"]["labels"]["app.kubernetes.io/name"] == "frontend" for p in frontend)
@@ -237,7 +237,7 @@ def test_drain_evicts_honours_pdb_and_uncordons(lab):
     res = run_playbook(tasks, lab.env())
     assert res["blocked drain"]["failed"] is True
     assert "disruption budget" in res["blocked drain"]["msg"]
-    assert res["__rc__"] == 0, res
+    assert res["__rc__"] == 0, failures(res)
     assert res["drain"]["changed"] is True
     assert res["node after drain"]["resources"][0]["spec"]["unschedulable"] is True
     owners = {
