@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,5 +81,6 @@ def load(inventory: Path | None = None, run_dir: Path | None = None) -> LabConfi
         apps=gvars.get("lab_apps") or {},
         api_port=int(os.environ.get("LAB_API_PORT", gvars.get("lab_api_port", 0))),
         apid_port=int(os.environ.get("LAB_APID_PORT", gvars.get("lab_apid_port", 0))),
-        metrics=dict(gvars.get("lab_metrics") or {}),
+        # LAB_METRICS (JSON) overrides single fields, e.g. tests shortening the scrape interval.
+        metrics={**(gvars.get("lab_metrics") or {}), **json.loads(os.environ.get("LAB_METRICS") or "{}")},
     )

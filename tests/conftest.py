@@ -17,6 +17,7 @@ for extra in (ROOT, ROOT / "library", ROOT / "filter_plugins"):
 import json  # noqa: E402
 import os  # noqa: E402
 import subprocess  # noqa: E402
+import urllib.request  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 import pytest  # noqa: E402
@@ -43,6 +44,14 @@ class RunningLab:
     def api(self) -> str:
         return self.state["api"]
 
+    def status(self) -> dict:
+        """What `python -m lab status` reads: components, addresses, health."""
+        request = urllib.request.Request(
+            self.state["control"] + "/status", headers={"Authorization": f"Bearer {self.state['control_token']}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
     def env(self) -> dict[str, str]:
         return {
             **os.environ,
@@ -56,7 +65,9 @@ class RunningLab:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> RunningLab:
     """A lab started with `python -m lab up` in its own run directory, stopped at the end."""
     run_dir = tmp_path_factory.mktemp("lab")
-    env = {**os.environ, "LAB_RUN_DIR": str(run_dir), "PYTHONPATH": str(ROOT)}
+    # Short scrape intervals so metrics figures arrive within seconds; the shape stays the seed's.
+    metrics = {"scrape_interval_seconds": 2, "scrape_timeout_seconds": 2, "meta_scrape_interval_seconds": 2}
+    env = {**os.environ, "LAB_RUN_DIR": str(run_dir), "PYTHONPATH": str(ROOT), "LAB_METRICS": json.dumps(metrics)}
     try:
         up = subprocess.run(
             [sys.executable, "-m", "lab", "up"],
