@@ -19,6 +19,7 @@ import time
 from lab.k8s.api import Api, Options, now
 from lab.k8s.errors import ApiError
 from lab.k8s.resources import BUILTIN, ResourceType
+from lab.probes import Prober, on_node, probe_url
 
 TYPES: dict[str, ResourceType] = {t.key: t for t in BUILTIN}
 _DAEMON_TOLERATIONS = [
@@ -78,6 +79,7 @@ class Controllers:
         self._ip_counter = itertools.count(2)
         self._thread = threading.Thread(target=self._run, name="controllers", daemon=True)
         self.passes = 0
+        self.prober = Prober()
         api.store.subscribe(lambda *_: self._wake.set())
 
     def start(self) -> None:
@@ -573,31 +575,36 @@ class Controllers:
     def _jobs(self) -> None:
         for job in self.api.store.list("jobs.batch"):
             status = dict(job.get("status") or {})
-            if status.get("succeeded"):
-                continue
+            if any(c.get("status") == "True" for c in status.get("conditions") or []):
+                continue  # Complete or Failed: finished
             pods = self._owned("pods", job)
-            if not pods:
-                labels = {"batch.kubernetes.io/job-name": job["metadata"]["name"], "job-name": job["metadata"]["name"]}
-                self._create(
-                    "pods",
-                    self._new_pod(
-                        job, job["spec"]["template"], f"{job['metadata']['name']}-{secrets.token_hex(3)[:5]}", labels
-                    ),
-                )
-                status.setdefault("startTime", now())
-                status["active"] = 1
-            elif any((p.get("status") or {}).get("phase") == "Succeeded" for p in pods):
+            phases = [(p.get("status") or {}).get("phase") for p in pods]
+            failed = phases.count("Failed")
+            backoff_limit = job["spec"].get("backoffLimit", 6)
+            status.setdefault("startTime", now())
+            if "Succeeded" in phases:
                 status.pop("active", None)
-                status.update(
-                    {
-                        "succeeded": 1,
-                        "completionTime": now(),
-                        "conditions": [
-                            {"type": "Complete", "status": "True", "lastProbeTime": now(), "lastTransitionTime": now()}
-                        ],
-                    }
-                )
+                status.update(succeeded=1, completionTime=now(), conditions=[_job_condition("Complete")])
+            elif failed > backoff_limit:
+                status.pop("active", None)
+                status["conditions"] = [
+                    _job_condition("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+                ]
+            elif all(phase == "Failed" for phase in phases):
+                self._create("pods", self._job_pod(job))
+            if failed:
+                status["failed"] = failed
+            status["active"] = sum(1 for phase in phases if phase not in ("Succeeded", "Failed")) or status.get(
+                "active", 1
+            )
+            if status.get("conditions"):
+                status.pop("active", None)
             self._write_status("jobs.batch", job, status)
+
+    def _job_pod(self, job: dict) -> dict:
+        name = job["metadata"]["name"]
+        labels = {"batch.kubernetes.io/job-name": name, "job-name": name}
+        return self._new_pod(job, job["spec"]["template"], f"{name}-{secrets.token_hex(3)[:5]}", labels)
 
     # -- scheduler ------------------------------------------------------------------------------
     def _schedule(self) -> None:
@@ -678,18 +685,20 @@ class Controllers:
         ready = node_ready and t >= ready_at
         if node_ready and t < ready_at:
             self._due(ready_at)
-        if is_job and ready:
-            status["phase"] = "Succeeded"
+        exit_code = self._job_exit_code(pod, node_ip) if is_job and ready else None
+        if exit_code is not None:
+            status["phase"] = "Succeeded" if exit_code == 0 else "Failed"
             for cs in status["containerStatuses"]:
                 cs["state"] = {
                     "terminated": {
-                        "exitCode": 0,
-                        "reason": "Completed",
+                        "exitCode": exit_code,
+                        "reason": "Completed" if exit_code == 0 else "Error",
                         "startedAt": cs["state"].get("running", {}).get("startedAt", now()),
                         "finishedAt": now(),
                     }
                 }
                 cs["ready"] = False
+        if is_job:
             ready = False
         for cs in status["containerStatuses"]:
             if "running" in cs.get("state", {}):
@@ -706,6 +715,14 @@ class Controllers:
         ]
         status["qosClass"] = status.get("qosClass", "BestEffort")
         self._write_status("pods", pod, status)
+
+    def _job_exit_code(self, pod: dict, node_ip: str) -> int | None:
+        """0 for a plain Job container; for a probe (wget/curl of a URL), what the node really serves."""
+        url = probe_url(pod)
+        if url is None:
+            return 0
+        target = on_node(url, node_ip, bool(pod["spec"].get("hostNetwork")))
+        return self.prober.exit_code(pod["metadata"]["uid"], target, self._wake.set)
 
     def _pod_ip(self, node: dict) -> str:
         index = int(node["metadata"].get("annotations", {}).get("lab.alloy-migration/index", "0"))
@@ -880,6 +897,13 @@ def _condition(previous: dict, kind: str, status: str, reason: str = "", probe: 
         cond["lastProbeTime"] = None
     if reason:
         cond["reason"] = reason
+    return cond
+
+
+def _job_condition(kind: str, reason: str = "", message: str = "") -> dict:
+    cond = {"type": kind, "status": "True", "lastProbeTime": now(), "lastTransitionTime": now()}
+    if reason:
+        cond.update(reason=reason, message=message)
     return cond
 
 
