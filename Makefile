@@ -7,7 +7,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PYTHONPATH := $(CURDIR)
 export LAB_RUN_DIR ?= $(CURDIR)/.lab
 
-.PHONY: setup system-packages test lint pytest molecule lab-up lab-down lab-status constraints clean
+.PHONY: setup system-packages test free-lab-ports lint pytest molecule lab-up lab-down lab-status constraints clean
 
 setup: $(VENV)/.installed system-packages ## Create .venv (pinned) and install the Debian packages the lab needs
 
@@ -24,7 +24,11 @@ system-packages: ## Debian's prometheus (real Prometheus for the lab); installed
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
-test: setup lint pytest molecule ## Lint, then pytest, then every molecule scenario
+test: setup lint free-lab-ports pytest molecule ## Lint, then pytest, then every molecule scenario
+
+# The tests start labs of their own on the lab's fixed loopback addresses and ports.
+free-lab-ports:
+	@$(BIN)/python -m lab down | sed 's/^/before tests: /'
 
 lint: setup
 	$(BIN)/yamllint -s .
