@@ -199,6 +199,7 @@ def build_commands(client: TalosVersion) -> dict[tuple[str, ...], Command]:
             ("services",),
         ),
         Command(("reboot",), "reboot", "Reboot a node", tuple(reboot_flags), 0, 0),
+        Command(("read",), "read <path>", "Read a file on the machine", (), 1, 1, ("cat",)),
         Command(
             ("health",),
             "health",

@@ -252,3 +252,28 @@ def etcd_members(session: Session) -> None:
     session.out(tabwrite(rows))
     if errors:
         raise CommandError("\n".join(errors))
+
+
+# --- read ------------------------------------------------------------------------------
+
+# The files the lab's nodes can show; the boot id is what `talosctl reboot` compares to see a node came back.
+_READABLE = {"/proc/sys/kernel/random/boot_id": lambda node: node.boot_id + "\n"}
+
+
+def read(session: Session) -> None:
+    path = session.args[0]
+    errors = []
+    for target in session.targets():
+        with session.cluster.locked():
+            try:
+                node = session.reach(target)
+            except UnreachableNodeError as exc:
+                errors.append(f"error reading file: {exc}")
+                continue
+            content = _READABLE[path](node) if path in _READABLE else None
+        if content is None:
+            errors.append(f"{target}: rpc error: code = Unknown desc = open {path}: no such file or directory")
+        else:
+            session.out(content)
+    if errors:
+        raise CommandError("\n".join(errors))

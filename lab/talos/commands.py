@@ -48,6 +48,7 @@ _HANDLERS: dict[tuple[str, ...], Callable[[Session], None]] = {
     ("version",): cmd_info.version,
     ("service",): cmd_info.service,
     ("reboot",): cmd_lifecycle.reboot,
+    ("read",): cmd_info.read,
     ("health",): cmd_lifecycle.health_check,
     ("etcd", "status"): cmd_info.etcd_status,
     ("etcd", "members"): cmd_info.etcd_members,

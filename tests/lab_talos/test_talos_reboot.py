@@ -128,3 +128,16 @@ def test_concurrent_commands_from_many_threads_keep_state_consistent(talosctl, c
     assert all(result.rc == 0 for result in results)
     version = talosctl("get", "mc", "v1alpha1", "-n", W14, "-o", "jsonpath={.metadata.version}").stdout
     assert 2 <= int(version) <= 9
+
+
+def test_read_boot_id_changes_across_a_reboot(talosctl, cluster: TalosCluster):
+    before = talosctl("read", "/proc/sys/kernel/random/boot_id", "-n", W13)
+    assert before.rc == 0
+    assert before.stdout.strip() == cluster.snapshot()["w-13"]["boot_id"]
+    assert talosctl("reboot", "-n", W13).rc == 0
+    after = talosctl("read", "/proc/sys/kernel/random/boot_id", "-n", W13)
+    assert after.rc == 0
+    assert after.stdout != before.stdout
+    missing = talosctl("read", "/etc/nope", "-n", W13)
+    assert missing.rc != 0
+    assert "no such file or directory" in missing.stderr
