@@ -199,14 +199,21 @@ def active_config(get_mc_yaml: str) -> list[Document]:
     The output is one YAML document per resource (`v1alpha1` and `persistent`), each holding the
     machine configuration as a multi-document YAML string under `spec`.
     """
-    resources = [item for item in yaml.safe_load_all(get_mc_yaml) if isinstance(item, dict)]
+    resources = [item for item in _load_all(get_mc_yaml, "talosctl get mc output") if isinstance(item, dict)]
     active = next((r for r in resources if (r.get("metadata") or {}).get("id") == "v1alpha1"), None)
     if active is None or not isinstance(active.get("spec"), str):
         raise ValueError("talosctl get mc printed no v1alpha1 MachineConfig")
-    docs = [doc for doc in yaml.safe_load_all(active["spec"]) if doc is not None]
+    docs = [doc for doc in _load_all(active["spec"], "the machine configuration") if doc is not None]
     if not all(isinstance(doc, dict) for doc in docs):
         raise ValueError("the machine configuration holds a document that is not a mapping")
     return docs
+
+
+def _load_all(text: str, what: str) -> list[Any]:
+    try:
+        return list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{what} is not valid YAML: {exc}") from None
 
 
 def main_document(docs: list[Document]) -> Document:

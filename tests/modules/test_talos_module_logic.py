@@ -141,6 +141,11 @@ def test_active_config_is_the_v1alpha1_resource_with_all_its_documents():
     assert docs[1] == metrics_doc('[metrics]\n  address = "127.0.0.1:1"\n', "zz")
 
 
+def test_active_config_that_is_not_yaml_is_a_value_error():
+    with pytest.raises(ValueError, match="not valid YAML"):
+        active_config('node: n\nmetadata:\n    id: v1alpha1\nspec: "version: v1alpha1 machine: type: worker"\n')
+
+
 def test_active_config_without_a_v1alpha1_resource_is_an_error():
     with pytest.raises(ValueError, match="no v1alpha1"):
         active_config(resource("persistent", "version: v1alpha1\n"))
