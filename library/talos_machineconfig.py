@@ -110,7 +110,11 @@ patches:
   type: list
   elements: str
 stderr:
-  description: What talosctl printed on stderr for the patch (redacted), one line per item.
+  description: What talosctl printed on stderr for the patch (redacted).
+  returned: always
+  type: str
+stderr_lines:
+  description: I(stderr) split into lines.
   returned: always
   type: list
   elements: str
@@ -185,7 +189,12 @@ def failure_message(node: str, exc: TalosctlError) -> str:
 
 
 def outcome_fields(outcome: PatchOutcome, result: TalosctlResult) -> dict[str, Any]:
-    return {"changed": outcome.changed, "reboot_required": outcome.reboot_required, "stderr": result.stderr_lines}
+    return {"changed": outcome.changed, "reboot_required": outcome.reboot_required, **stderr_fields(result.stderr)}
+
+
+def stderr_fields(stderr: str) -> dict[str, Any]:
+    """Ansible's convention: `stderr` a string, `stderr_lines` its lines."""
+    return {"stderr": stderr, "stderr_lines": stderr.splitlines()}
 
 
 def main() -> None:
@@ -214,7 +223,7 @@ def main() -> None:
     try:
         version, docs = read_node(talos)
     except TalosctlError as exc:
-        module.fail_json(msg=failure_message(node, exc), node=node, rc=exc.rc, stderr=exc.stderr.splitlines())
+        module.fail_json(msg=failure_message(node, exc), node=node, rc=exc.rc, **stderr_fields(exc.stderr))
     except ValueError as exc:
         module.fail_json(msg=f"node {node}: cannot read what talosctl printed: {exc}", node=node)
     try:
@@ -230,7 +239,7 @@ def main() -> None:
         "mechanism": str(plan.mechanism),
         "reboot_required": False,
         "patches": list(plan.patches),
-        "stderr": [],
+        **stderr_fields(""),
     }
     if not plan.patches:
         module.exit_json(**result)
@@ -245,7 +254,7 @@ def main() -> None:
                     module.exit_json(**{**result, **outcome_fields(predicted, preview)})
             applied = patch_node(talos, files, params["mode"], dry_run=False)
     except TalosctlError as exc:
-        failure = {**result, "rc": exc.rc, "command": exc.command, "stderr": exc.stderr.splitlines()}
+        failure = {**result, "rc": exc.rc, "command": exc.command, **stderr_fields(exc.stderr)}
         module.fail_json(msg=failure_message(node, exc), **failure)
     module.exit_json(**{**result, **outcome_fields(parse_patch_output(applied.stderr_lines), applied)})
 

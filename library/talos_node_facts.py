@@ -177,7 +177,7 @@ def main() -> None:
             msg=f"talosctl failed on node {node}: {exc.command}\n{exc.stderr.strip()}",
             node=node,
             rc=exc.rc,
-            stderr=exc.stderr.splitlines(),
+            stderr=exc.stderr,
         )
     except ValueError as exc:
         module.fail_json(msg=f"node {node}: cannot read what talosctl printed: {exc}", node=node)

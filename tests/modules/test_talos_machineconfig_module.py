@@ -6,6 +6,7 @@ Each test starts its own cluster (w-13 on 1.13.2, w-14 on 1.14.1, w-15 on 1.15.0
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from talos_module_support import (
     run_module,
     wait_until,
 )
+
+from tests.conftest import failures, run_playbook
 
 FILE_PATCH = """\
 machine:
@@ -61,7 +64,8 @@ def test_check_mode_on_113_reports_the_diff_and_a_reboot_but_changes_nothing(lab
     assert (result["mechanism"], result["talos_version"]) == ("machine.files", "v1.13.2")
     diff = result["diff"]["prepared"]
     assert "+    files:" in diff and '+                address = "127.0.0.1:11234"' in diff
-    assert "Dry run summary:" in result["stderr"]
+    assert "Dry run summary:" in result["stderr_lines"]
+    assert result["stderr"].splitlines() == result["stderr_lines"]
     assert lab.config(W13) == before and lab.config(W13, "persistent") == before
     assert lab.state("w-13")["state"] == "running"
 
@@ -71,8 +75,8 @@ def test_apply_on_113_reboots_the_node_and_a_rerun_adds_no_duplicate(lab: LabTal
 
     assert first.status == "ok", first.result
     assert first.result["changed"] is True and first.result["reboot_required"] is True
-    assert first.result["stderr"][0].startswith("WARNING: ")
-    assert any(line.startswith("Applied configuration with a reboot") for line in first.result["stderr"])
+    assert first.result["stderr_lines"][0].startswith("WARNING: ")
+    assert any(line.startswith("Applied configuration with a reboot") for line in first.result["stderr_lines"])
     wait_until(lambda: settled(lab, "w-13", boots=2))
     assert lab.cluster.metrics_address("w-13") == "127.0.0.1:11234"
 
@@ -194,3 +198,28 @@ def test_an_unreachable_node_fails_with_the_command_and_its_error(lab: LabTalos)
     assert run.status == "failed"
     assert "talosctl failed on node 127.0.29.9" in run.result["msg"]
     assert "version --short" in run.result["msg"] and "no route to host" in run.result["msg"]
+
+
+def test_through_ansible_playbook_check_then_apply_then_facts(lab: LabTalos, tmp_path: Path):
+    """Ansible packages module_utils/talos.py with the modules: the same run as a play, with --check --diff."""
+    args = lab.module_args(W14)
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    tasks = [
+        {"name": "enable", "talos_machineconfig": args, "register": "enabled"},
+        {"name": "facts", "talos_node_facts": {k: v for k, v in args.items() if k != "mode"}},
+    ]
+
+    checked = run_playbook(tasks, env, check=True, extra_args=["--diff"])
+
+    assert checked["__rc__"] == 0, failures(checked)
+    assert checked["enable"]["changed"] is True
+    assert "+kind: CRICustomizationConfig" in checked["enable"]["diff"]["prepared"]
+    assert checked["facts"]["containerd_metrics_address"] is None
+    assert cri_documents(lab.config(W14)) == []
+
+    applied = run_playbook(tasks, env)
+
+    assert applied["__rc__"] == 0, failures(applied)
+    assert applied["enable"]["changed"] is True and applied["enable"]["reboot_required"] is False
+    assert applied["facts"]["containerd_metrics_address"] == "127.0.0.1:11234"
+    assert applied["facts"]["changed"] is False
