@@ -206,6 +206,7 @@ def active_config(get_mc_yaml: str) -> list[Document]:
     docs = [doc for doc in _load_all(active["spec"], "the machine configuration") if doc is not None]
     if not all(isinstance(doc, dict) for doc in docs):
         raise ValueError("the machine configuration holds a document that is not a mapping")
+    main_document(docs)
     return docs
 
 
@@ -217,7 +218,7 @@ def _load_all(text: str, what: str) -> list[Any]:
 
 
 def main_document(docs: list[Document]) -> Document:
-    """The v1alpha1 document (the one without `kind`)."""
+    """The v1alpha1 document (the one without `kind`); active_config() guarantees there is one."""
     found = next((doc for doc in docs if "kind" not in doc), None)
     if found is None:
         raise ValueError("the machine configuration has no v1alpha1 document")

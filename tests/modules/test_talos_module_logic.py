@@ -146,6 +146,12 @@ def test_active_config_that_is_not_yaml_is_a_value_error():
         active_config('node: n\nmetadata:\n    id: v1alpha1\nspec: "version: v1alpha1 machine: type: worker"\n')
 
 
+def test_active_config_without_a_v1alpha1_document_is_an_error():
+    spec = "apiVersion: v1alpha1\nkind: CRICustomizationConfig\nname: m\ncontent: x\n"
+    with pytest.raises(ValueError, match="no v1alpha1 document"):
+        active_config(resource("v1alpha1", spec))
+
+
 def test_active_config_without_a_v1alpha1_resource_is_an_error():
     with pytest.raises(ValueError, match="no v1alpha1"):
         active_config(resource("persistent", "version: v1alpha1\n"))
