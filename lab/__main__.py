@@ -132,8 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("down", help="stop the lab and everything it started")
     sub.add_parser("status", help="print each component, its address and health, and the client files")
     sub.add_parser("serve", help="run the lab in the foreground (what `up` starts)")
-    fault = sub.add_parser("fault", help="inject a fault, e.g. `fault api error_rate=0.2 error_code=503`")
-    fault.add_argument("target", choices=["api"])
+    fault = sub.add_parser(
+        "fault",
+        help="inject a fault: `fault api error_rate=0.2 error_code=503 latency=0.1 conflict_rate=0.1`, "
+        "`fault node node=talos-worker-3 kind=never_returns|slow_reboot|clear [seconds=30]`, "
+        "`fault mimir down=true|false latency=2`",
+    )
+    fault.add_argument("target", choices=["api", "node", "mimir"])
     fault.add_argument("settings", nargs="*", help="key=value settings of the fault (0 clears)")
     args = parser.parse_args(argv)
     cfg = lab_config.load(args.inventory, args.run_dir)
