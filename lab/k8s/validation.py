@@ -93,6 +93,7 @@ def check(obj: dict, version: str) -> Verdict:
         for error in _walk_errors(validator.iter_errors(obj)):
             _classify(error, verdict)
     _check_name(obj, verdict)
+    _check_metadata_keys(obj, verdict)
     return verdict
 
 
@@ -132,6 +133,51 @@ def _json_type(value) -> str:
     return {str: "string", bool: "bool", int: "number", float: "number", list: "array", dict: "object"}.get(
         type(value), "null"
     )
+
+
+_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def _key_problem(key: str) -> str | None:
+    """Why a label or annotation key is not a qualified name (prefix/name), or None."""
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
+        return (
+            "prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'"
+        )
+    if not name or len(name) > 63 or not _QUALIFIED_NAME.match(name):
+        return (
+            "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+            "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
+            "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+        )
+    return None
+
+
+def _check_metadata_keys(obj: dict, verdict: Verdict) -> None:
+    meta = obj.get("metadata") or {}
+    for kind in ("labels", "annotations"):
+        for key, value in (meta.get(kind) or {}).items():
+            problem = _key_problem(key)
+            if problem:
+                verdict.causes.append(
+                    {
+                        "reason": "FieldValueInvalid",
+                        "message": f'Invalid value: "{key}": {problem}',
+                        "field": f"metadata.{field}",
+                    }
+                )
+            elif kind == "labels" and (len(str(value)) > 63 or not _LABEL_VALUE.match(str(value))):
+                verdict.causes.append(
+                    {
+                        "reason": "FieldValueInvalid",
+                        "message": f'Invalid value: "{value}": a valid label must be an '
+                        "empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end "
+                        "with an alphanumeric character",
+                        "field": "metadata.labels",
+                    }
+                )
 
 
 def _check_name(obj: dict, verdict: Verdict) -> None:

@@ -222,3 +222,10 @@ data: {k: v}
     rejected = _kubectl(lab, "apply", "--server-side", "-f", "-", stdin=bad)
     assert rejected.returncode != 0
     assert 'unknown field "dta"' in rejected.stderr
+
+
+def test_invalid_annotation_key_is_422(lab):
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keys", "annotations": {"{{ k }}": "x"}}}
+    resp = _req(lab, "POST", "/api/v1/namespaces/default/configmaps", json=cm)
+    assert resp.status_code == 422
+    assert resp.json()["details"]["causes"][0]["field"] == "metadata.annotations"
