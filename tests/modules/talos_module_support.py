@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -19,6 +18,7 @@ from lab.pki import Pki
 from lab.talos import NodeSpec, TalosCluster, TalosContext
 from lab.talos.apid import serve_talos_api, server_ssl_context
 from lab.talos.talosconfig import write_talosconfig
+from tests.lab_talos.talos_support import FakeHooks
 
 SHIM = Path(__file__).resolve().parents[2] / "lab" / "bin" / "talosctl"
 
@@ -36,38 +36,11 @@ CRI_PATH = "/etc/cri/conf.d/20-customization.part"
 
 
 @dataclass
-class RecordingHooks:
-    """The lab's TalosHooks, recording calls; every Kubernetes node counts as ready."""
-
-    calls: list[tuple[object, ...]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def _record(self, *call: object) -> None:
-        with self.lock:
-            self.calls.append(call)
-
-    def node_going_down(self, node: str) -> None:
-        self._record("node_going_down", node)
-
-    def node_came_up(self, node: str) -> None:
-        self._record("node_came_up", node)
-
-    def cri_restarted(self, node: str) -> None:
-        self._record("cri_restarted", node)
-
-    def containerd_metrics_changed(self, node: str, address: str | None) -> None:
-        self._record("containerd_metrics_changed", node, address)
-
-    def kubernetes_nodes_ready(self) -> dict[str, bool]:
-        return {spec.name: True for spec in NODES}
-
-
-@dataclass
 class LabTalos:
     """A lab Talos cluster served over mutual TLS, and a talosconfig that reaches it through the shim."""
 
     cluster: TalosCluster
-    hooks: RecordingHooks
+    hooks: FakeHooks
     talosconfig: Path
 
     def module_args(self, node: str, **extra: Any) -> dict[str, Any]:
@@ -95,7 +68,7 @@ def lab_talos(workdir: Path) -> Iterator[LabTalos]:
     server_cert = pki.issue("apid", ["127.0.0.1"])
     client_cert = pki.issue("admin", client=True, org="os:admin")
     ca = pki.ca_cert.read_bytes()
-    hooks = RecordingHooks()
+    hooks = FakeHooks(ready={spec.name: True for spec in NODES})
     cluster = TalosCluster("rehearsal", list(NODES), hooks, reboot_seconds=0.2, health_poll_interval=0.02)
     context = server_ssl_context(ca, server_cert.cert.read_bytes(), server_cert.key.read_bytes())
     server = serve_talos_api(cluster, "127.0.0.1", 0, context)
