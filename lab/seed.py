@@ -92,8 +92,20 @@ class Seeder:
         }
 
     def run(self) -> None:
-        for name in ("kube-system", "kube-public", "default", self.config.namespace, *self.config.apps):
+        for name in ("kube-system", "kube-public", "default", *self.config.apps):
             self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        # Talos enforces the baseline Pod Security level by default; node-exporter's hostNetwork needs
+        # the monitoring namespace labelled privileged, as operators of such clusters do.
+        self.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {
+                    "name": self.config.namespace,
+                    "labels": {"pod-security.kubernetes.io/enforce": "privileged"},
+                },
+            }
+        )
         for plural, (kind, short, status) in MONITORING_CRDS.items():
             self.create(crd(plural, kind, short, status))
         self.kube_system()

@@ -165,7 +165,7 @@ def _check_metadata_keys(obj: dict, verdict: Verdict) -> None:
                     {
                         "reason": "FieldValueInvalid",
                         "message": f'Invalid value: "{key}": {problem}',
-                        "field": f"metadata.{field}",
+                        "field": f"metadata.{kind}",
                     }
                 )
             elif kind == "labels" and (len(str(value)) > 63 or not _LABEL_VALUE.match(str(value))):
