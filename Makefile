@@ -7,7 +7,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PYTHONPATH := $(CURDIR)
 export LAB_RUN_DIR ?= $(CURDIR)/.lab
 
-.PHONY: setup system-packages test free-lab-ports lint pytest molecule lab-up lab-down lab-status constraints clean
+.PHONY: setup system-packages test free-lab-ports bench-rollout lint pytest molecule lab-up lab-down lab-status constraints clean
 
 setup: $(VENV)/.installed system-packages ## Create .venv (pinned) and install the Debian packages the lab needs
 
@@ -41,6 +41,9 @@ pytest: setup
 
 molecule: setup
 	cd $(CURDIR) && $(BIN)/molecule test --all
+
+bench-rollout: setup ## Time the rolling Talos phase against the lab's floor and a naive shell loop
+	$(BIN)/python bench/rollout_bench.py
 
 lab-up: setup ## Start the rehearsal cluster in the background (state in .lab/)
 	$(BIN)/python -m lab up
