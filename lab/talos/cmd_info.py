@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from lab.talos.node import ApplyError
 from lab.talos.render import (
@@ -15,6 +17,7 @@ from lab.talos.session import CommandError, Session, UnreachableNodeError
 from lab.talos.versions import TalosVersion
 
 _ETCD_NOT_RUNNING = "rpc error: code = FailedPrecondition desc = etcd is not running on this node"
+T = TypeVar("T")
 _GO_VERSIONS = {12: "go1.24.9", 13: "go1.25.3", 14: "go1.25.5", 15: "go1.26.0"}
 
 
@@ -174,6 +177,23 @@ def _health(healthy: bool | None, has_check: bool) -> str:
 # --- etcd status ------------------------------------------------------------------------
 
 
+def _etcd_nodes(session: Session, errors: list[str], read: Callable[[], T]) -> list[tuple[str, Any, T]]:
+    """The targeted nodes that run etcd, each with what `read` saw under the lock; the others as errors."""
+    found = []
+    for target in session.targets():
+        with session.cluster.locked():
+            try:
+                node = session.reach(target)
+            except UnreachableNodeError as exc:
+                errors.append(f"error from node {target}: {exc}")
+                continue
+            if not node.is_control_plane:
+                errors.append(f"error from node {target}: {_ETCD_NOT_RUNNING}")
+                continue
+            found.append((target, node, read()))
+    return found
+
+
 def etcd_status(session: Session) -> None:
     header = [
         "NODE",
@@ -190,18 +210,9 @@ def etcd_status(session: Session) -> None:
         "ERRORS",
     ]
     rows, errors = [header], []
-    for target in session.targets():
-        with session.cluster.locked():
-            try:
-                node = session.reach(target)
-            except UnreachableNodeError as exc:
-                errors.append(f"error from node {target}: {exc}")
-                continue
-            if not node.is_control_plane:
-                errors.append(f"error from node {target}: {_ETCD_NOT_RUNNING}")
-                continue
-            leader = session.cluster.etcd_leader()
-            index, term = session.cluster.etcd_raft()
+    for target, node, (leader, (index, term)) in _etcd_nodes(
+        session, errors, lambda: (session.cluster.etcd_leader(), session.cluster.etcd_raft())
+    ):
         size = 18_000_000 + node.etcd_member_id % 4_000_000
         in_use = size * 3 // 10
         rows.append(
@@ -227,17 +238,9 @@ def etcd_status(session: Session) -> None:
 
 def etcd_members(session: Session) -> None:
     rows, errors = [["NODE", "ID", "HOSTNAME", "PEER URLS", "CLIENT URLS", "LEARNER"]], []
-    for target in session.targets():
-        with session.cluster.locked():
-            try:
-                node = session.reach(target)
-            except UnreachableNodeError as exc:
-                errors.append(f"error from node {target}: {exc}")
-                continue
-            if not node.is_control_plane:
-                errors.append(f"error from node {target}: {_ETCD_NOT_RUNNING}")
-                continue
-            members = [n for n in session.cluster.nodes() if n.is_control_plane]
+    for target, _node, members in _etcd_nodes(
+        session, errors, lambda: [n for n in session.cluster.nodes() if n.is_control_plane]
+    ):
         rows += [
             [
                 target,
