@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import pytest
 import requests
@@ -14,6 +15,14 @@ def _req(lab, method: str, path: str, token: str | None = "", **kw) -> requests.
     if token is not None:
         headers["Authorization"] = f"Bearer {token or lab.token}"
     return requests.request(method, lab.api + path, headers=headers, verify=lab.ca, timeout=10, **kw)
+
+
+def _eventually(read, timeout: float = 10.0):
+    """Controllers reconcile asynchronously, as in a real cluster: poll a read until it is truthy."""
+    deadline = time.monotonic() + timeout
+    while not (value := read()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return value
 
 
 def _kubectl(lab, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -151,13 +160,11 @@ def test_owner_deletion_collects_dependents_and_finalizers_hold(lab):
             },
         },
     }
+    replicasets = "/apis/apps/v1/namespaces/default/replicasets?labelSelector=app%3Dgc-demo"
     _req(lab, "POST", "/apis/apps/v1/namespaces/default/deployments", json=dep)
-    assert _req(lab, "GET", "/apis/apps/v1/namespaces/default/replicasets?labelSelector=app%3Dgc-demo").json()["items"]
+    assert _eventually(lambda: _req(lab, "GET", replicasets).json()["items"])
     _req(lab, "DELETE", "/apis/apps/v1/namespaces/default/deployments/gc-demo")
-    assert (
-        _req(lab, "GET", "/apis/apps/v1/namespaces/default/replicasets?labelSelector=app%3Dgc-demo").json()["items"]
-        == []
-    )
+    assert _req(lab, "GET", replicasets).json()["items"] == []
     held = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "held", "finalizers": ["lab/hold"]}}
     _req(lab, "POST", "/api/v1/namespaces/default/configmaps", json=held)
     deleting = _req(lab, "DELETE", "/api/v1/namespaces/default/configmaps/held").json()
