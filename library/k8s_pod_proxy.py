@@ -1,0 +1,215 @@
+#!/usr/bin/python
+"""Ansible module: GET a pod's HTTP endpoint through the Kubernetes API server's pod proxy."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: k8s_pod_proxy
+short_description: GET a pod's own HTTP endpoint through the Kubernetes API server's pod proxy
+description:
+  - Sends C(GET /api/v1/namespaces/<namespace>/pods/[https:]<pod>:<port>/proxy/<path>) to the API server,
+    which relays it to the container and passes its status and body back.
+  - Reaches health and metrics endpoints (Alloy's C(/-/ready), C(/api/v0/web/peers), the OpenTelemetry
+    Collector's health check, any C(/metrics)) from the controller with only the kubeconfig, whatever its
+    authentication, and without a port-forward or a route to pod IPs.
+  - Takes the connection options of kubernetes.core (I(kubeconfig), I(context), I(host), I(api_key),
+    I(validate_certs), I(ca_cert), client certificates, impersonation, proxies) with the same
+    C(K8S_AUTH_*) environment fallbacks.
+  - Fails when the answer's status is not in I(status_code), naming the pod, port and path and what was
+    answered (the API server's own message when it could not reach the pod). Every call has a timeout.
+  - Read-only, so it runs in check mode too and never reports a change.
+  - Needs the C(get) verb on C(pods/proxy) in the namespace.
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+options:
+  namespace:
+    description: Namespace of the pod.
+    type: str
+    required: true
+  pod:
+    description: Name of the pod.
+    type: str
+    required: true
+  port:
+    description: Container port to reach (a number; the pod proxy does not resolve port names).
+    type: int
+    required: true
+  path:
+    description: Path on the container, e.g. C(/-/ready); percent-encoded by the module.
+    type: str
+    default: /
+  query:
+    description: Query parameters appended to the path.
+    type: dict
+  scheme:
+    description: Scheme the API server uses towards the container.
+    type: str
+    choices: [http, https]
+    default: http
+  status_code:
+    description: Statuses that count as success; any other fails the task.
+    type: list
+    elements: int
+    default: [200]
+  metric_names:
+    description:
+      - Names of metrics to pick out of a Prometheus text exposition in the body (e.g. a C(/metrics) answer),
+        returned in RV(samples).
+    type: list
+    elements: str
+    default: []
+  timeout:
+    description: Seconds the whole request may take.
+    type: float
+    default: 10
+author:
+  - alloy-migration maintainers
+"""
+
+EXAMPLES = r"""
+- name: Ask one Alloy replica whether it is ready (a 503 is an answer, not a failure, here)
+  k8s_pod_proxy:
+    kubeconfig: "{{ migration_kubeconfig }}"
+    namespace: monitoring
+    pod: alloy-0
+    port: 12345
+    path: /-/ready
+    status_code: [200, 503]
+  register: ready
+
+- name: Read the cluster peers as this replica sees them
+  k8s_pod_proxy:
+    kubeconfig: "{{ migration_kubeconfig }}"
+    namespace: monitoring
+    pod: alloy-0
+    port: 12345
+    path: /api/v0/web/peers
+  register: peers   # peers.json is the decoded list
+
+- name: Read whether the configuration loaded
+  k8s_pod_proxy:
+    kubeconfig: "{{ migration_kubeconfig }}"
+    namespace: monitoring
+    pod: alloy-0
+    port: 12345
+    path: /metrics
+    metric_names: [alloy_config_last_load_successful]
+  register: self_metrics   # self_metrics.samples.alloy_config_last_load_successful[0].value == 1.0
+"""
+
+RETURN = r"""
+status:
+  description: HTTP status of the answer (the container's, or the API server's own when it could not reach it).
+  returned: when the API server answered
+  type: int
+  sample: 200
+body:
+  description: The answer's body as text.
+  returned: when the API server answered
+  type: str
+  sample: Alloy is ready.
+json:
+  description: The body decoded as JSON, or null when it is not JSON.
+  returned: when the API server answered
+  type: raw
+  sample: [{"name": "alloy-0", "addr": "10.244.1.5:12345", "isSelf": true, "state": "participant"}]
+content_type:
+  description: The answer's Content-Type.
+  returned: when the API server answered
+  type: str
+  sample: text/plain; charset=utf-8
+samples:
+  description: For each of I(metric_names), its samples in the body, each with C(labels) and C(value) (float).
+  returned: when the API server answered
+  type: dict
+  sample: {"alloy_config_last_load_successful": [{"labels": {}, "value": 1.0}]}
+api_path:
+  description: The API server path that was requested.
+  returned: always
+  type: str
+  sample: /api/v1/namespaces/monitoring/pods/alloy-0:12345/proxy/-/ready
+"""
+
+import copy
+import traceback
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.k8s_pod_proxy import (
+    PodProxyError,
+    ProxyTarget,
+    api_client,
+    failure_message,
+    parse_samples,
+    proxy_get,
+)
+
+try:
+    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+
+    IMPORT_ERROR = None
+except ImportError:
+    AUTH_ARG_SPEC = {}
+    IMPORT_ERROR = traceback.format_exc()
+
+try:
+    import kubernetes  # noqa: F401
+
+    KUBERNETES_ERROR = None
+except ImportError:
+    KUBERNETES_ERROR = traceback.format_exc()
+
+PROXY_ARGS: dict[str, Any] = {
+    "namespace": {"type": "str", "required": True},
+    "pod": {"type": "str", "required": True},
+    "port": {"type": "int", "required": True},
+    "path": {"type": "str", "default": "/"},
+    "query": {"type": "dict"},
+    "scheme": {"type": "str", "choices": ["http", "https"], "default": "http"},
+    "status_code": {"type": "list", "elements": "int", "default": [200]},
+    "metric_names": {"type": "list", "elements": "str", "default": []},
+    "timeout": {"type": "float", "default": 10},
+}
+
+
+def argument_spec() -> dict[str, Any]:
+    spec = copy.deepcopy(AUTH_ARG_SPEC)
+    spec.update(PROXY_ARGS)
+    return spec
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    if IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("kubernetes.core (the ansible package)"), exception=IMPORT_ERROR)
+    if KUBERNETES_ERROR:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_ERROR)
+    params = module.params
+    target = ProxyTarget(params["namespace"], params["pod"], params["port"], params["path"], params["scheme"])
+    api_path = target.api_path(params["query"])
+    if params["timeout"] <= 0:
+        module.fail_json(msg=f"timeout must be more than 0, got {params['timeout']}", api_path=api_path)
+    try:
+        target.validate()
+        response = proxy_get(api_client(module), target, params["query"], params["timeout"])
+    except ValueError as error:
+        module.fail_json(msg=str(error), api_path=api_path)
+    except PodProxyError as error:
+        module.fail_json(msg=f"{target.describe()}: {error}", api_path=api_path)
+    outcome = {
+        "changed": False,
+        "api_path": api_path,
+        "status": response.status,
+        "body": response.body,
+        "json": response.json(),
+        "content_type": response.content_type,
+        "samples": parse_samples(response.body, params["metric_names"]),
+    }
+    if response.status not in params["status_code"]:
+        module.fail_json(msg=failure_message(target, response, params["status_code"]), **outcome)
+    module.exit_json(**outcome)
+
+
+if __name__ == "__main__":
+    main()
