@@ -478,3 +478,46 @@ def _check_each(query: str, result: QueryResult, expectation: Expectation, wante
 def _describe(figure: Figure, result_type: str) -> str:
     where = f" at {figure.timestamp:.3f}" if result_type == "matrix" else ""
     return f"{format_series(figure.metric)} = {format_value(figure.value)}{where}"
+
+
+# --- module plumbing ----------------------------------------------------------------------------
+# The connection options of every module that queries a Prometheus-compatible API, so the options
+# and their handling are the same everywhere (the promql module declares the same options).
+
+CONNECTION_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "url": {"type": "str", "required": True},
+    "tenant": {"type": "str"},
+    "username": {"type": "str"},
+    "password": {"type": "str", "no_log": True},
+    "bearer_token": {"type": "str", "no_log": True},
+    "ca_path": {"type": "path"},
+    "validate_certs": {"type": "bool", "default": True},
+    "client_cert": {"type": "path"},
+    "client_key": {"type": "path"},
+    "timeout": {"type": "float", "default": 30},
+    "retries": {"type": "int", "default": 3},
+}
+CONNECTION_CONSTRAINTS: dict[str, Any] = {
+    "required_together": [("username", "password")],
+    "mutually_exclusive": [("bearer_token", "username")],
+    "required_by": {"client_key": "client_cert"},
+}
+
+
+def settings_from_params(params: dict[str, Any], url: str | None = None, tenant: str | None = None) -> ClientSettings:
+    """ClientSettings from the connection options; `url`/`tenant` override them (e.g. a meta-monitoring tenant)."""
+    if params["retries"] < 0 or params["timeout"] <= 0:
+        raise ValueError("retries must be 0 or more and timeout more than 0")
+    return ClientSettings(
+        url=url or params["url"],
+        tenant=tenant if tenant is not None else params["tenant"],
+        username=params["username"],
+        password=params["password"],
+        bearer_token=params["bearer_token"],
+        ca_path=params["ca_path"],
+        validate_certs=params["validate_certs"],
+        client_cert=params["client_cert"],
+        client_key=params["client_key"],
+        timeout=params["timeout"],
+        retries=params["retries"],
+    )
