@@ -161,7 +161,7 @@ baseline:
       C(received_bytes_per_second), C(received_samples_per_second), C(incoming_samples_per_second),
       C(deduplicated_samples_per_second), C(discarded_samples_per_second), C(ha_clusters); C(resources) per
       workload C(pods), C(cpu_cores), C(memory_bytes) and C(resources_total); C(missing) optional figures without
-      data; C(queries) every query by figure name; C(evaluated_at) (Unix seconds), C(window), C(pipeline_selector),
+      data; C(queries) every query by figure name; C(captured_at) (UTC, ISO 8601), C(evaluated_at) (Unix seconds), C(window), C(pipeline_selector),
       C(query_url) (without credentials), C(tenant).
   returned: success
   type: dict
@@ -169,6 +169,11 @@ summary:
   description: Headline figures for a state record.
   returned: success
   type: dict
+headline:
+  description: The baseline in a few lines for an operator.
+  returned: success
+  type: list
+  elements: str
 problems:
   description: Why the figures cannot stand as a baseline.
   returned: failure
@@ -177,6 +182,7 @@ problems:
 """
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
@@ -186,6 +192,7 @@ from ansible.module_utils.migration_figures import (
     MimirQuery,
     ResourceQuery,
     ScrapeQuery,
+    baseline_headline,
     baseline_summary,
     capture_baseline,
     duration_seconds,
@@ -270,6 +277,7 @@ def main() -> None:
             problems=problems,
         )
     document |= {
+        "captured_at": datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "evaluated_at": at,
         "window": params["window"],
         "pipeline_selector": params["pipeline_selector"],
@@ -278,7 +286,9 @@ def main() -> None:
         "mimir_query_url": redact_url(params["mimir_url"] or params["url"]),
         "tenant": params["tenant"] or "",
     }
-    module.exit_json(changed=False, baseline=document, summary=baseline_summary(document))
+    module.exit_json(
+        changed=False, baseline=document, summary=baseline_summary(document), headline=baseline_headline(document)
+    )
 
 
 if __name__ == "__main__":

@@ -529,3 +529,30 @@ def baseline_summary(document: dict[str, Any]) -> dict[str, Any]:
         "cpu_cores": document["resources_total"]["cpu_cores"],
         "memory_bytes": document["resources_total"]["memory_bytes"],
     }
+
+
+def baseline_headline(document: dict[str, Any]) -> list[str]:
+    """The baseline in a few lines for an operator's terminal."""
+    mimir, total = document["mimir"], document["resources_total"]
+    lines = [
+        f"{key}: {source['targets']} targets, scrape p50 {human_seconds(source['scrape_duration_p50_seconds'])}, "
+        f"p99 {human_seconds(source['scrape_duration_p99_seconds'])}, "
+        f"every {human_seconds(source['scrape_interval_seconds'])}, "
+        f"{human_number(source['active_series'])} series"
+        for key, source in document["sources"].items()
+    ]
+    lines.append(
+        f"Mimir: push p99 {human_seconds(mimir['push_p99_seconds'])}, "
+        f"{human_bytes(mimir['received_bytes_per_second'], per_second=True)}, "
+        f"{human_number(mimir['received_samples_per_second'], 'samples/s')} kept, "
+        f"{human_number(mimir['deduplicated_samples_per_second'], 'samples/s')} deduplicated"
+    )
+    lines += [
+        f"{name}: {human_number(figures['pods'], 'pods')}, {human_number(figures['cpu_cores'], 'CPU cores')}, "
+        f"{human_bytes(figures['memory_bytes'])}"
+        for name, figures in document["resources"].items()
+    ]
+    lines.append(f"total: {human_number(total['cpu_cores'], 'CPU cores')}, {human_bytes(total['memory_bytes'])}")
+    if document.get("missing"):
+        lines.append(f"no data (allowed): {', '.join(document['missing'])}")
+    return lines
