@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 from lab import config as lab_config
-from lab.runtime import STATE_FILE, serve
+from lab.runtime import STAGES, STATE_FILE, serve
 
 START_TIMEOUT = 90.0
 
@@ -49,7 +49,12 @@ def cmd_up(cfg: lab_config.LabConfig) -> int:
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     (cfg.run_dir / STATE_FILE).unlink(missing_ok=True)
     log = open(cfg.run_dir / "lab.log", "ab")  # noqa: SIM115 - handed to the child process
-    env = {**os.environ, "LAB_RUN_DIR": str(cfg.run_dir), "LAB_INVENTORY": str(cfg.inventory)}
+    env = {
+        **os.environ,
+        "LAB_RUN_DIR": str(cfg.run_dir),
+        "LAB_INVENTORY": str(cfg.inventory),
+        "LAB_STAGE": cfg.stage,
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "lab", "serve"],
         cwd=lab_config.ROOT,
@@ -128,20 +133,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inventory", type=Path, help="inventory directory (default inventories/lab)")
     parser.add_argument("--run-dir", type=Path, help="where the lab keeps its state (default .lab)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start the lab in the background and wait until it is ready")
+    stage_help = (
+        "start after a migration phase: `containerd` = every node's machine config already enables "
+        "containerd metrics, as the talos_containerd_metrics role leaves it (default: the legacy cluster)"
+    )
+    up = sub.add_parser("up", help="start the lab in the background and wait until it is ready")
+    up.add_argument("--stage", choices=[stage for stage in STAGES if stage], help=stage_help)
     sub.add_parser("down", help="stop the lab and everything it started")
     sub.add_parser("status", help="print each component, its address and health, and the client files")
-    sub.add_parser("serve", help="run the lab in the foreground (what `up` starts)")
+    serve_parser = sub.add_parser("serve", help="run the lab in the foreground (what `up` starts)")
+    serve_parser.add_argument("--stage", choices=[stage for stage in STAGES if stage], help=stage_help)
     fault = sub.add_parser(
         "fault",
         help="inject a fault: `fault api error_rate=0.2 error_code=503 latency=0.1 conflict_rate=0.1`, "
         "`fault node node=talos-worker-3 kind=never_returns|slow_reboot|clear [seconds=30]`, "
-        "`fault mimir down=true|false latency=2`",
+        "`fault mimir down=true|false latency=2`, "
+        "`fault pod namespace=monitoring name=alloy-1 kind=unready|clear` (its containers stop being ready)",
     )
-    fault.add_argument("target", choices=["api", "node", "mimir"])
+    fault.add_argument("target", choices=["api", "node", "mimir", "pod"])
     fault.add_argument("settings", nargs="*", help="key=value settings of the fault (0 clears)")
     args = parser.parse_args(argv)
-    cfg = lab_config.load(args.inventory, args.run_dir)
+    cfg = lab_config.load(args.inventory, args.run_dir, getattr(args, "stage", None))
     if args.command == "serve":
         serve(cfg)
         return 0

@@ -37,6 +37,9 @@ class LabConfig:
     apid_port: int = 0
     # MetricsConfig overrides (lab_metrics in group_vars), e.g. scrape_interval_seconds.
     metrics: dict = field(default_factory=dict)
+    # Migration phase the lab starts after: "" (the legacy cluster) or "containerd" (every node's
+    # machine config already enables containerd metrics, as after the Talos phase).
+    stage: str = ""
 
     @property
     def control_plane(self) -> list[Node]:
@@ -64,7 +67,7 @@ def _nodes(inventory: Path) -> list[Node]:
     return nodes
 
 
-def load(inventory: Path | None = None, run_dir: Path | None = None) -> LabConfig:
+def load(inventory: Path | None = None, run_dir: Path | None = None, stage: str | None = None) -> LabConfig:
     inventory = Path(inventory or os.environ.get("LAB_INVENTORY") or DEFAULT_INVENTORY).resolve()
     run_dir = Path(run_dir or os.environ.get("LAB_RUN_DIR") or ROOT / ".lab").resolve()
     gvars = _group_vars(inventory)
@@ -83,4 +86,5 @@ def load(inventory: Path | None = None, run_dir: Path | None = None) -> LabConfi
         apid_port=int(os.environ.get("LAB_APID_PORT", gvars.get("lab_apid_port", 0))),
         # LAB_METRICS (JSON) overrides single fields, e.g. tests shortening the scrape interval.
         metrics={**(gvars.get("lab_metrics") or {}), **json.loads(os.environ.get("LAB_METRICS") or "{}")},
+        stage=stage if stage is not None else os.environ.get("LAB_STAGE", ""),
     )

@@ -80,6 +80,8 @@ class Controllers:
         self._thread = threading.Thread(target=self._run, name="controllers", daemon=True)
         self.passes = 0
         self.prober = Prober()
+        # Pods whose readiness probe fails (a fault): (namespace, name).
+        self.unready: set[tuple[str, str]] = set()
         api.store.subscribe(lambda *_: self._wake.set())
 
     def start(self) -> None:
@@ -682,7 +684,8 @@ class Controllers:
         )
         ready_at = restarted + self.pod_ready_seconds
         is_job = any(r.get("kind") == "Job" for r in pod["metadata"].get("ownerReferences") or [])
-        ready = node_ready and t >= ready_at
+        probe_fails = (pod["metadata"].get("namespace", ""), pod["metadata"]["name"]) in self.unready
+        ready = node_ready and t >= ready_at and not probe_fails
         if node_ready and t < ready_at:
             self._due(ready_at)
         exit_code = self._job_exit_code(pod, node_ip) if is_job and ready else None
@@ -742,6 +745,14 @@ class Controllers:
             "state": {"running": {"startedAt": now()}},
             "lastState": {},
         }
+
+    def set_unready(self, namespace: str, name: str, unready: bool) -> None:
+        """Fault: the pod's readiness probe fails (True) or passes again (False)."""
+        if unready:
+            self.unready.add((namespace, name))
+        else:
+            self.unready.discard((namespace, name))
+        self._wake.set()
 
     def restart_containers(self, node_name: str) -> None:
         """After a node reboot or a CRI restart: every container on the node starts again."""

@@ -15,9 +15,14 @@ from pathlib import Path
 
 import yaml
 
+from lab.collectors.network import PodNetwork
+from lab.collectors.podfs import ClusterFiles
+from lab.collectors.runtime import CollectorsRuntime
+from lab.collectors.toolkit import talos as talos_plan
 from lab.config import LabConfig
 from lab.controllers import Controllers
 from lab.k8s.api import Api
+from lab.k8s.proxy import Proxy
 from lab.k8s.server import ApiServer
 from lab.k8s.store import Store
 from lab.metrics.config import MetricsConfig
@@ -27,9 +32,12 @@ from lab.pki import Pki
 from lab.seed import Seeder
 from lab.talos.apid import TalosApiServer, serve_talos_api, server_ssl_context
 from lab.talos.cluster import NodeSpec, TalosCluster
+from lab.talos.patching import apply_patches, load_patch
 from lab.talos.talosconfig import write_talosconfig
 
 STATE_FILE = "lab.json"
+# `python -m lab up --stage <stage>`: the lab as it stands after a phase of the migration.
+STAGES = ("", "containerd")
 
 
 class Lab:
@@ -43,6 +51,7 @@ class Lab:
         self.controllers = Controllers(self.api, config.pod_ready_seconds, config.namespace)
         self.nodes = NodeLifecycle(self.api, config)
         self.scrape_token = secrets.token_urlsafe(32)
+        self.network = PodNetwork()
         self.server: ApiServer | None = None
         self.control: ThreadingHTTPServer | None = None
         self.apid: TalosApiServer | None = None
@@ -54,11 +63,14 @@ class Lab:
         )
         self.metrics = MetricsPlane(
             self.store,
-            MetricsConfig(legacy_namespace=config.namespace, **config.metrics),
+            MetricsConfig(legacy_namespace=config.namespace, app_namespaces=tuple(config.apps), **config.metrics),
             config.run_dir / "metrics",
             authenticate=lambda token: self.server is not None and self.server.authenticate(token),
             scrape_token=self.scrape_token,
+            publish_routes=lambda routes: self.network.set_routes("metrics-plane", routes),
         )
+        self.collectors: CollectorsRuntime | None = None
+        self._service_account_tokens: dict[tuple[str, str], str] = {}
         self.started = time.time()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -72,12 +84,25 @@ class Lab:
             ("127.0.0.1", self.config.api_port), self.api, {self.admin_token, self.scrape_token}, context
         )
         self.server.requests.path = str(self.run_dir / "api-requests.jsonl")
+        self.server.proxy = Proxy(self.store.get, self._pod_network_address, self.scrape_token)
         threading.Thread(target=self.server.serve_forever, name="apiserver", daemon=True).start()
         self.nodes.register()
         Seeder(self.api, self.config).run()
         self.controllers.start()
         self._start_talos()
+        if self.config.stage == "containerd":
+            self._containerd_metrics_stage()
         self.metrics.start()
+        self.collectors = CollectorsRuntime(
+            self.store,
+            self.network,
+            self.run_dir / "collectors",
+            ClusterFiles(self.store.get, self.service_account_token, self.pki.ca_cert.read_text()),
+            api_address="{}:{}".format(*self.server.server_address[:2]),
+            tenant_routing=self.metrics.config.multitenancy_enabled,
+            ready_timeout=self.metrics.config.ready_timeout_seconds,
+        )
+        self.collectors.start()
         self.control = _ControlServer(self)
         threading.Thread(target=self.control.serve_forever, name="control", daemon=True).start()
         self._write_client_files()
@@ -98,6 +123,30 @@ class Lab:
             admin.cert.read_bytes(),
             admin.key.read_bytes(),
         )
+
+    def _containerd_metrics_stage(self) -> None:
+        """Every node boots with the machine config the talos_containerd_metrics role writes for its version."""
+        with self.talos.locked():
+            for node in self.talos.nodes():
+                version = talos_plan.TalosVersion.parse(str(node.version))
+                plan = talos_plan.plan_metrics(node.persistent, version, "present", talos_plan.DEFAULT_METRICS_ADDRESS)
+                node.persistent = apply_patches(node.persistent, [load_patch(patch) for patch in plan.patches])
+                node.finish_boot(time.time())
+                self.metrics.set_containerd_address(node.name, node.metrics_address())
+
+    def _pod_network_address(self, address: str) -> str | None:
+        route = self.network.resolve(address)
+        return route.address if route is not None else None
+
+    def service_account_token(self, namespace: str, account: str) -> str:
+        """The bearer token a pod of this ServiceAccount gets mounted; the API server accepts it."""
+        key = (namespace, account)
+        if key not in self._service_account_tokens:
+            token = secrets.token_urlsafe(32)
+            self._service_account_tokens[key] = token
+            assert self.server is not None
+            self.server.tokens.add(token)
+        return self._service_account_tokens[key]
 
     def wait_settled(self, timeout: float = 60.0) -> bool:
         """True once every seeded workload reports all its pods ready."""
@@ -123,6 +172,8 @@ class Lab:
         )
 
     def stop(self) -> None:
+        if self.collectors is not None:
+            self.collectors.stop()
         self.metrics.stop()
         self.talos.close()
         if self.apid is not None:
@@ -213,6 +264,7 @@ class Lab:
                     "detail": _talos_summary(self.talos.snapshot()),
                 },
                 *({"detail": "", **c} for c in self.metrics.status()),
+                *(self.collectors.status() if self.collectors is not None else []),
             ],
             "talos": self.talos.snapshot(),
             "files": self.files(),
@@ -236,6 +288,15 @@ class Lab:
                 params = {k: float(v) for k, v in request.items() if k in ("seconds",)}
                 self.talos.inject_fault(node, request["kind"], **params)
             return self.talos.snapshot().get(node, {})
+        if target == "pod":
+            namespace, name = request.get("namespace", self.config.namespace), request.get("name", "")
+            if self.store.get("pods", namespace, name) is None:
+                raise ValueError(f"no pod {namespace}/{name}")
+            kind = request.get("kind", "unready")
+            if kind not in ("unready", "clear"):
+                raise ValueError(f"unknown pod fault {kind!r}; known: unready, clear")
+            self.controllers.set_unready(namespace, name, kind == "unready")
+            return {"pod": f"{namespace}/{name}", "unready": kind == "unready"}
         if target == "mimir":
             if "down" in request:
                 self.metrics.mimir.set_down(str(request["down"]).lower() in ("1", "true", "yes"))

@@ -251,16 +251,28 @@ class Seeder:
             (f"{full}-prometheus", {"app.kubernetes.io/name": "prometheus"}, [("http-web", 9090)]),
             (f"{full}-alertmanager", {"app.kubernetes.io/name": "alertmanager"}, [("http-web", 9093)]),
             (f"{full}-operator", {"app": "kube-prometheus-stack-operator"}, [("https", 443)]),
-            (f"{rel}-kube-state-metrics", {"app.kubernetes.io/name": "kube-state-metrics"}, [("http", 8080)]),
+            (
+                f"{rel}-kube-state-metrics",
+                {"app.kubernetes.io/name": "kube-state-metrics", "app.kubernetes.io/instance": rel},
+                [("http", 8080)],
+            ),
             (
                 f"{rel}-prometheus-node-exporter",
-                {"app.kubernetes.io/name": "prometheus-node-exporter"},
+                {"app.kubernetes.io/name": "prometheus-node-exporter", "app.kubernetes.io/instance": rel},
                 [("http-metrics", 9100)],
             ),
-            (f"{rel}-grafana", {"app.kubernetes.io/name": "grafana"}, [("http-web", 80)]),
+            (
+                f"{rel}-grafana",
+                {"app.kubernetes.io/name": "grafana", "app.kubernetes.io/instance": rel},
+                [("http-web", 80)],
+            ),
         ):
             svc = service(name, ns, selector, ports)
             svc["metadata"] = self.helm_meta(name, ns, name.replace(f"{rel}-", "kube-prometheus-stack-"))
+            if name.startswith(f"{rel}-"):
+                # Subchart Services (kube-state-metrics, node-exporter, grafana) carry their chart's
+                # standard labels: name = the chart, instance = the release.
+                svc["metadata"]["labels"] |= selector
             self.create(svc)
         kubelet_svc = service(
             f"{full}-kubelet",

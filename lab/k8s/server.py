@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import json
 import random
+import re
 import ssl
 import threading
 import time
@@ -16,9 +17,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from lab.k8s import discovery, selectors, tables
 from lab.k8s.api import Api, Options
 from lab.k8s.errors import ApiError, bad_request
+from lab.k8s.proxy import Proxy
 from lab.k8s.resources import ResourceType
 
 _VERB_BY_METHOD = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+_POD_PROXY = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/proxy(/.*)?$")
+_NODE_PROXY = re.compile(r"^/api/v1/nodes/([^/]+)/proxy(/.*)?$")
 
 
 @dataclass
@@ -83,6 +87,7 @@ class ApiServer(ThreadingHTTPServer):
         self.tokens = tokens
         self.faults = Faults()
         self.requests = RequestLog()
+        self.proxy: Proxy | None = None
         self.socket = context.wrap_socket(self.socket, server_side=True)
 
     def authenticate(self, token: str) -> bool:
@@ -123,6 +128,12 @@ class _Handler(BaseHTTPRequestHandler):
             if url.path.rstrip("/") in ("/healthz", "/readyz", "/livez"):
                 self._send_text(200, "ok")
                 return
+            proxied = _proxy_resource(url.path) if self.server.proxy is not None else None
+            if proxied is not None:
+                resource = proxied
+                status = self._proxy(method, url, body)
+                self.server.requests.record(verb, resource, status, self.headers.get("User-Agent", ""))
+                return
             static = self._static(url.path)
             if static is not None:
                 verb, resource = "get", url.path
@@ -139,6 +150,26 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             return
         self.server.requests.record(verb, resource, 200, self.headers.get("User-Agent", ""))
+
+    def _proxy(self, method: str, url: urllib.parse.SplitResult, body: bytes) -> int:
+        """Relay a pods/proxy or nodes/proxy request and send the pod's (or kubelet's) reply."""
+        proxy = self.server.proxy
+        assert proxy is not None
+        pod = _POD_PROXY.match(url.path)
+        if pod is not None:
+            namespace, name, path = (urllib.parse.unquote(part or "") for part in pod.groups())
+            reply = proxy.pod(namespace, name, method, path, url.query, body)
+        else:
+            node = _NODE_PROXY.match(url.path)
+            assert node is not None
+            name, path = (urllib.parse.unquote(part or "") for part in node.groups())
+            reply = proxy.node(name, method, path, url.query, body)
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        self.wfile.write(reply.body)
+        return reply.status
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -324,6 +355,14 @@ class _Handler(BaseHTTPRequestHandler):
         data = json.dumps(payload).encode() + b"\n"
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
+
+
+def _proxy_resource(path: str) -> str | None:
+    if _POD_PROXY.match(path):
+        return "pods/proxy"
+    if _NODE_PROXY.match(path):
+        return "nodes/proxy"
+    return None
 
 
 def _json(body: bytes) -> dict:

@@ -23,6 +23,8 @@ class MetricsConfig:
     node_exporter_port: int = 9100
     # Namespace of kube-prometheus-stack: its Prometheus CR, node-exporter and cAdvisor DaemonSets.
     legacy_namespace: str = "monitoring"
+    # Namespaces of the seeded applications; their pods serve /metrics on their `http` container port.
+    app_namespaces: tuple[str, ...] = ()
     # Response time the standalone cAdvisor adds per pod on its node (the seed saw ~30 s at ~50 pods).
     cadvisor_seconds_per_pod: float = 0.1
     # Scrape interval and timeout of the legacy agents (the seed scraped every 30 s).

@@ -4,7 +4,8 @@ Per node: kubelet https `:<kubelet_port>` (`/metrics`, `/metrics/cadvisor`, bear
 standalone cAdvisor `:<cadvisor_port>/metrics` (slow, slower with more pods; only while its DaemonSet
 exists), node-exporter `:<node_exporter_port>/metrics` (while its DaemonSet exists) and containerd
 `/v1/metrics` on the address the node's CRI config names (only once told). One kube-state-metrics
-endpoint on 127.0.0.1 while its Deployment exists.
+endpoint on 127.0.0.1 while its Deployment exists, and one endpoint for the seeded applications'
+own /metrics (which pod is asked comes in the `pod` URL parameter the pod network adds).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs
 
 from lab.metrics import series
 from lab.metrics.config import MetricsConfig
@@ -99,6 +101,7 @@ class Exporters:
         self._containerd_addresses: dict[str, str] = {}
         self._lock = threading.RLock()
         self.kube_state_metrics = Endpoint("127.0.0.1", config.ksm_port, self._serve_ksm)
+        self.applications = Endpoint("127.0.0.1", 0, self._serve_application)
 
     @property
     def ca_file(self) -> Path:
@@ -118,6 +121,7 @@ class Exporters:
                 self._nodes.setdefault(name, self._node_endpoints(info))
                 self._apply(self._nodes[name], view)
             self._toggle(self.kube_state_metrics, view.kube_state_metrics)
+            self._toggle(self.applications, bool(self.config.app_namespaces))
 
     def set_containerd_address(self, node: str, address: str | None) -> None:
         """Serve (address "host:port") or stop containerd's /v1/metrics for a node.
@@ -137,6 +141,7 @@ class Exporters:
             for name in list(self._nodes):
                 self._close_node(name)
             self.kube_state_metrics.close()
+            self.applications.close()
 
     def endpoints(self) -> list[EndpointState]:
         with self._lock:
@@ -233,6 +238,24 @@ class Exporters:
             return text(404, "404 page not found")
         now, uptime = self._uptime()
         return _metrics(series.containerd_families(self._containers(info.name), now, uptime))
+
+    def _serve_application(self, request: Request) -> Response:
+        if request.path != "/metrics":
+            return text(404, "404 page not found")
+        namespace, _, name = parse_qs(request.raw_query).get("pod", [""])[0].partition("/")
+        with self._lock:
+            pod = next(
+                (
+                    p
+                    for p in self._view.pods
+                    if p["metadata"].get("namespace") == namespace and p["metadata"]["name"] == name
+                ),
+                None,
+            )
+        if pod is None:
+            return text(404, "404 page not found")
+        now, uptime = self._uptime()
+        return _metrics(series.application_families(pod, now, uptime))
 
     def _serve_ksm(self, request: Request) -> Response:
         if request.path != "/metrics":

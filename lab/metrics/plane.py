@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from lab.collectors.network import Route
 from lab.metrics import legacy
 from lab.metrics.config import MetricsConfig
 from lab.metrics.exporters import Authenticate, ClusterView, Exporters, NodeInfo
@@ -21,6 +22,8 @@ from lab.metrics.prometheus import PrometheusError, PrometheusProcess, duration,
 log = logging.getLogger(__name__)
 
 StoreCallback = Callable[[str, str, dict], None]
+PublishRoutes = Callable[[dict[str, Route]], None]
+KSM_IMAGE = "kube-state-metrics"
 PROMETHEUSES = "prometheuses.monitoring.coreos.com"
 WATCHED = frozenset({"nodes", "pods", "daemonsets.apps", "deployments.apps", "statefulsets.apps", PROMETHEUSES})
 
@@ -57,6 +60,10 @@ def _bindable(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _flag(args: list[str], name: str) -> str | None:
+    return next((str(a).split("=", 1)[1] for a in args if str(a).startswith(f"{name}=")), None)
 
 
 def node_addresses(nodes: list[dict]) -> tuple[NodeInfo, ...]:
@@ -104,9 +111,11 @@ class MetricsPlane:
         run_dir: Path,
         authenticate: Authenticate,
         scrape_token: str,
+        publish_routes: PublishRoutes | None = None,
     ) -> None:
         self.store, self.config, self.run_dir = store, config, Path(run_dir)
         self.authenticate, self.scrape_token = authenticate, scrape_token
+        self.publish_routes = publish_routes
         self.exporters: Exporters | None = None
         self.storage: PrometheusProcess | None = None
         self.mimir: MimirFront | None = None
@@ -213,6 +222,8 @@ class MetricsPlane:
             return
         view = cluster_view(self.store, self.config)
         self.exporters.sync(view)
+        if self.publish_routes is not None:
+            self.publish_routes(self._pod_routes(view))
         replicas = legacy.wanted_replicas(self.store.list(PROMETHEUSES, self.config.legacy_namespace))
         fullname = replicas[0].fullname if replicas else "kube-prometheus-stack"
         legacy.write_targets(self._targets_dir, legacy.target_groups(view, self.config, fullname))
@@ -252,6 +263,25 @@ class MetricsPlane:
             )
         except PrometheusError as error:
             raise PrometheusError(f"legacy replica {replica.pod}: {error}") from error
+
+    def _pod_routes(self, view: ClusterView) -> dict[str, Route]:
+        """Where the pods this plane serves are reached: kube-state-metrics pods and the applications."""
+        assert self.exporters is not None
+        routes: dict[str, Route] = {}
+        for pod in view.pods:
+            status, meta = pod.get("status") or {}, pod["metadata"]
+            if status.get("phase") != "Running" or not status.get("podIP"):
+                continue
+            for container in (pod.get("spec") or {}).get("containers") or []:
+                ports = {p.get("name"): p["containerPort"] for p in container.get("ports") or []}
+                if KSM_IMAGE in str(container.get("image", "")):
+                    port = _flag(container.get("args") or [], "--port") or str(ports.get("http", 8080))
+                    routes[f"{status['podIP']}:{port}"] = Route(self.exporters.kube_state_metrics.address)
+                elif meta.get("namespace") in self.config.app_namespaces and "http" in ports:
+                    routes[f"{status['podIP']}:{ports['http']}"] = Route(
+                        self.exporters.applications.address, (("pod", f"{meta['namespace']}/{meta['name']}"),)
+                    )
+        return routes
 
     # --- files -----------------------------------------------------------------------------------
 

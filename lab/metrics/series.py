@@ -329,6 +329,30 @@ def node_exporter_families(node: str, address: str, now: float, uptime: float, c
     return families
 
 
+# --- an application's own /metrics ---------------------------------------------------------------------------
+
+
+def application_families(pod: dict, now: float, uptime: float) -> list[Family]:
+    """What a typical instrumented web service exposes: requests by code, latency, its process."""
+    key = pod["metadata"].get("uid", "")
+    rate = 5 + 45 * unit(key + "rps")
+    requests = Family("http_requests_total", "counter", "Total HTTP requests handled.")
+    for code, share in (("200", 0.97), ("404", 0.02), ("500", 0.01)):
+        requests.add({"code": code, "method": "GET"}, math.floor(uptime * rate * share))
+    latency = Family("http_request_duration_seconds", "histogram", "HTTP request latency.")
+    total = math.floor(uptime * rate)
+    for bound, share in (("0.05", 0.7), ("0.1", 0.9), ("0.5", 0.99), ("1", 1.0)):
+        latency.add({"le": bound}, math.floor(total * share), "_bucket")
+    latency.add({"le": "+Inf"}, total, "_bucket")
+    latency.add({}, round(total * 0.04, 3), "_sum")
+    latency.add({}, total, "_count")
+    cpu = Family("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.")
+    cpu.add({}, round(uptime * (0.02 + 0.2 * unit(key + "cpu")), 3))
+    memory = Family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.")
+    memory.add({}, round((40 + 200 * unit(key + "mem")) * MIB * (1 + 0.03 * math.sin(now / 90))))
+    return [requests, latency, cpu, memory]
+
+
 # --- kube-state-metrics --------------------------------------------------------------------------
 
 
