@@ -74,6 +74,7 @@ def _render(directory: Path, lab: SmallLab) -> dict:
         "alloy_scrape_interval": f"{INTERVAL:.0f}s",
         "alloy_scrape_timeout": f"{INTERVAL:.0f}s",
         "alloy_config_dir": str(directory),
+        "alloy_deploy": False,  # render and validate only: the test applies the objects itself
         "ansible_python_interpreter": sys.executable,
     }
     task = {
