@@ -37,6 +37,8 @@ COMMON_VARS = {
     "alloy_mimir_url": "http://mimir-nginx.mimir.svc:80/",
     "alloy_local_prometheus_url": "http://prometheus.monitoring.svc:9090/api/v1/write",
     "alloy_loki_url": "http://loki-gateway.loki.svc/loki/api/v1/push",
+    # The config stage alone: these runs have no cluster (the deploy stage is tested by molecule/collectors).
+    "alloy_deploy": False,
     **SECRETS,
 }
 # Role copies with a deliberately broken template: role -> [(template, text, replacement, Alloy's message)].
