@@ -21,6 +21,7 @@ from lab.collectors.runtime import CollectorsRuntime
 from lab.collectors.toolkit import talos as talos_plan
 from lab.config import LabConfig
 from lab.controllers import Controllers
+from lab.k8s import rbac
 from lab.k8s.api import Api
 from lab.k8s.proxy import Proxy
 from lab.k8s.server import ApiServer
@@ -68,9 +69,11 @@ class Lab:
             authenticate=lambda token: self.server is not None and self.server.authenticate(token),
             scrape_token=self.scrape_token,
             publish_routes=lambda routes: self.network.set_routes("metrics-plane", routes),
+            authorize=self.authorize_kubelet,
         )
         self.collectors: CollectorsRuntime | None = None
         self._service_account_tokens: dict[tuple[str, str], str] = {}
+        self._token_accounts: dict[str, rbac.ServiceAccount] = {}
         self.started = time.time()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -144,9 +147,17 @@ class Lab:
         if key not in self._service_account_tokens:
             token = secrets.token_urlsafe(32)
             self._service_account_tokens[key] = token
+            self._token_accounts[token] = rbac.ServiceAccount(namespace, account)
             assert self.server is not None
             self.server.tokens.add(token)
         return self._service_account_tokens[key]
+
+    def authorize_kubelet(self, token: str, subresource: str) -> str | None:
+        """The kubelet's webhook authorization: a service account needs `get` on nodes/<subresource>."""
+        account = self._token_accounts.get(token)
+        if account is None or rbac.allowed(self.store.list, account, "get", "", f"nodes/{subresource}"):
+            return None
+        return f"Forbidden (user={account.user}, verb=get, resource=nodes, subresource={subresource})"
 
     def wait_settled(self, timeout: float = 60.0) -> bool:
         """True once every seeded workload reports all its pods ready."""

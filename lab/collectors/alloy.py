@@ -135,6 +135,26 @@ def go_format_duration(seconds: float) -> str:
     return f"{int(minutes)}m{text}" if minutes else text
 
 
+# The API resources each role's informers list and watch (Prometheus discovery/kubernetes).
+ROLE_RESOURCES = {
+    "node": (("", "nodes"),),
+    "pod": (("", "pods"),),
+    "service": (("", "services"),),
+    "endpoints": (("", "endpoints"), ("", "pods"), ("", "services")),
+    "endpointslice": (("discovery.k8s.io", "endpointslices"), ("", "pods"), ("", "services")),
+}
+_KINDS = {
+    "nodes": "Node",
+    "pods": "Pod",
+    "services": "Service",
+    "endpoints": "Endpoints",
+    "endpointslices": "EndpointSlice",
+}
+# (API group, resource, namespace or None) -> None when the pod's service account may list and
+# watch it, else the API server's Forbidden message.
+Authorize = Callable[[str, str, str | None], str | None]
+
+
 @dataclass(frozen=True)
 class Replica:
     """The replica an agent plays: its position among the ready replicas of the StatefulSet."""
@@ -173,6 +193,7 @@ class Translator:
         secrets_dir: Path,
         targets_dir: Path,
         mimir_tenant_routing: bool,
+        authorize: Authorize | None = None,
     ) -> None:
         self.config = config
         self.snapshot = snapshot
@@ -181,6 +202,9 @@ class Translator:
         self.secrets_dir = secrets_dir
         self.targets_dir = targets_dir
         self.tenant_routing = mimir_tenant_routing
+        self.authorize = authorize
+        # What a real Alloy would only log (e.g. discovery denied by RBAC): the runtime reports it.
+        self.warnings: list[str] = []
         self._groups: dict[str, list[kubesd.Group]] = {}
         self._dry_run = False
 
@@ -275,10 +299,34 @@ class Translator:
             kubesd.Selector(str(s.get("role", "")), str(s.get("label", "")), str(s.get("field", "")))
             for s in component.blocks("selectors")
         )
+        attach_nodes = bool(component.block("attach_metadata").get("node")) and role != "node"
         groups = kubesd.discover(kubesd.DiscoveryConfig(role, tuple(names), selectors), self.snapshot)
-        if component.block("attach_metadata").get("node") and role in ("pod", "endpoints", "endpointslice"):
+        if attach_nodes:
             groups = _attach_node_metadata(groups, self.snapshot.nodes, role)
-        self._groups[component.id] = groups
+        self._groups[component.id] = self._permitted(component, role, names, attach_nodes, groups)
+
+    def _permitted(
+        self, component: Component, role: str, names: list[str], nodes: bool, groups: list[kubesd.Group]
+    ) -> list[kubesd.Group]:
+        """The targets whose informers the service account may fill; a denied list never syncs."""
+        if self.authorize is None:
+            return groups
+        needed = ROLE_RESOURCES[role] + ((("", "nodes"),) if nodes else ())
+        allowed: list[str | None] = []
+        for namespace in names or [None]:
+            denials = [
+                (resource, message)
+                for group, resource in needed
+                if (message := self.authorize(group, resource, None if resource == "nodes" else namespace))
+            ]
+            if not denials:
+                allowed.append(namespace)
+                continue
+            resource, message = denials[0]
+            self.warnings.append(f"{component.id}: failed to list *v1.{_KINDS[resource]}: {message}")
+        if None in allowed:
+            return groups
+        return [g for g in groups if g["labels"].get(f"{kubesd.META}namespace") in allowed]
 
     def _hash_labels(self, pipeline: Pipeline) -> tuple[str, ...]:
         """Names of the non-__meta labels a target can carry when it reaches the scrape."""

@@ -20,6 +20,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from lab.collectors.alloy_config import AlloyConfig, ConfigError, PodContext, Ta
 from lab.collectors.network import PodNetwork, Route, address_rules
 from lab.collectors.podfs import ClusterFiles, PodFiles, PodSpecError
 from lab.collectors.surfaces import AlloyState, AlloySurface, ComponentHealth, OtelState, OtelSurface, Peer
+from lab.k8s import rbac
 from lab.metrics.prometheus import PrometheusError, PrometheusProcess, start_agent, write_config
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,11 @@ WATCHED = frozenset(
         "daemonsets.apps",
         "configmaps",
         "secrets",
+        "serviceaccounts",
+        "clusterroles.rbac.authorization.k8s.io",
+        "clusterrolebindings.rbac.authorization.k8s.io",
+        "roles.rbac.authorization.k8s.io",
+        "rolebindings.rbac.authorization.k8s.io",
     }
 )
 _RECONCILE_GAP = 0.3
@@ -137,6 +144,7 @@ class _Replica:
     config_hash: str = ""
     error: str = ""  # of the last load (start or /-/reload)
     run_error: str = ""  # of running the loaded configuration now
+    warnings: tuple[str, ...] = ()  # what Alloy would log while running (discovery denied by RBAC, ...)
     failed_components: tuple[ComponentHealth, ...] = ()
     load_failures: int = 0
     reload: bool = True
@@ -376,7 +384,7 @@ class CollectorsRuntime:
             components = components or _component_health(config, "")
             if pod in members:
                 position = members.index(pod)
-                plan = Translator(
+                translator = Translator(
                     config,
                     snapshot,
                     pod["metadata"].get("namespace", ""),
@@ -384,8 +392,14 @@ class CollectorsRuntime:
                     self._pod_dir(key, name) / "secrets",
                     self._pod_dir(key, name) / "targets",
                     self.tenant_routing,
-                ).translate(Replica(position, len(members)) if clustered else Replica(0, 1), self.network_rules())
+                    authorize=self._authorizer(pod),
+                )
+                replica_of = Replica(position, len(members)) if clustered else Replica(0, 1)
+                plan = translator.translate(replica_of, self.network_rules())
                 self._run_agent(key, replica, name, plan)
+                for warning in sorted(set(translator.warnings) - set(replica.warnings)):
+                    log.warning("alloy %s: %s", name, warning)
+                replica.warnings = tuple(sorted(set(translator.warnings)))
             replica.run_error = ""
         except (ConfigError, PrometheusError) as error:
             if config is not None:
@@ -402,6 +416,20 @@ class CollectorsRuntime:
             config_hash=replica.config_hash,
             **common,
         )
+
+    def _authorizer(self, pod: dict) -> Callable[[str, str, str | None], str | None]:
+        """RBAC as the pod's service account meets it when its informers list and watch."""
+        account = rbac.ServiceAccount(
+            pod["metadata"].get("namespace", ""), (pod.get("spec") or {}).get("serviceAccountName") or "default"
+        )
+
+        def authorize(group: str, resource: str, namespace: str | None) -> str | None:
+            for verb in ("list", "watch"):
+                if not rbac.allowed(self.store.list, account, verb, group, resource, namespace):
+                    return rbac.forbidden_message(account, verb, group, resource, namespace)
+            return None
+
+        return authorize
 
     def _run_agent(self, key: tuple[str, str], replica: _Replica, name: str, plan: Any) -> None:
         for path, groups in plan.target_files.items():
@@ -537,11 +565,12 @@ class CollectorsRuntime:
                 current = replica.surface.state
                 agent = replica.agent
                 detail = f"agent {agent.process.url}, {len(current.peers)} peers" if agent else "not running"
+                detail += "".join(f"; {warning}" for warning in replica.warnings)
                 components.append(
                     {
                         "name": f"alloy/{namespace}/{pod}",
                         "address": replica.surface.endpoint.url,
-                        "healthy": not (replica.error or replica.run_error)
+                        "healthy": not (replica.error or replica.run_error or replica.warnings)
                         and (agent is None or agent.process.running()),
                         "detail": replica.error or replica.run_error or detail,
                     }

@@ -24,6 +24,8 @@ from lab.metrics.httpserve import Endpoint, Request, Response, text
 from lab.metrics.tls import CertificateAuthority
 
 Authenticate = Callable[[str], bool]
+# (token, kubelet subresource) -> None when allowed, else the kubelet's Forbidden message.
+Authorize = Callable[[str, str], str | None]
 # Hosts in a CRI metrics address that mean "this node itself".
 _NODE_LOCAL_HOSTS = ("", "0.0.0.0", "127.0.0.1", "localhost", "[::]", "::")
 # Counters start as if the lab had been up for an hour, so first scrapes look like a live node.
@@ -67,6 +69,14 @@ def bearer_token(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def kubelet_subresource(path: str) -> str:
+    """The `nodes/<subresource>` the kubelet authorizes a request path as (pkg/kubelet/server/auth.go)."""
+    for prefix, subresource in (("/stats", "stats"), ("/metrics", "metrics"), ("/logs", "log"), ("/spec", "spec")):
+        if path == prefix or path.startswith(prefix + "/"):
+            return subresource
+    return "proxy"
+
+
 def _metrics(families: list[Family]) -> Response:
     return Response(200, render(families), CONTENT_TYPE)
 
@@ -91,9 +101,12 @@ class _NodeEndpoints:
 class Exporters:
     """Opens and closes the endpoints to match the cluster view; serves values computed per scrape."""
 
-    def __init__(self, config: MetricsConfig, run_dir: Path, authenticate: Authenticate) -> None:
+    def __init__(
+        self, config: MetricsConfig, run_dir: Path, authenticate: Authenticate, authorize: Authorize | None = None
+    ) -> None:
         self.config = config
         self.authenticate = authenticate
+        self.authorize = authorize
         self.certificates = CertificateAuthority.create(run_dir / "pki")
         self.started = time.time() - _WARM_SECONDS
         self._view = ClusterView()
@@ -209,6 +222,9 @@ class Exporters:
         token = bearer_token(request)
         if token is None or not self.authenticate(token):
             return text(401, "Unauthorized")
+        denied = self.authorize(token, kubelet_subresource(request.path)) if self.authorize else None
+        if denied:
+            return text(403, denied)
         now, uptime = self._uptime()
         containers = self._containers(info.name)
         if request.path == "/metrics/cadvisor":

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from lab.collectors.network import Route
 from lab.metrics import legacy
 from lab.metrics.config import MetricsConfig
-from lab.metrics.exporters import Authenticate, ClusterView, Exporters, NodeInfo
+from lab.metrics.exporters import Authenticate, Authorize, ClusterView, Exporters, NodeInfo
 from lab.metrics.mimir import MimirFront
 from lab.metrics.prometheus import PrometheusError, PrometheusProcess, duration, start_agent, start_storage
 
@@ -112,10 +112,12 @@ class MetricsPlane:
         authenticate: Authenticate,
         scrape_token: str,
         publish_routes: PublishRoutes | None = None,
+        authorize: Authorize | None = None,
     ) -> None:
         self.store, self.config, self.run_dir = store, config, Path(run_dir)
         self.authenticate, self.scrape_token = authenticate, scrape_token
         self.publish_routes = publish_routes
+        self.authorize = authorize
         self.exporters: Exporters | None = None
         self.storage: PrometheusProcess | None = None
         self.mimir: MimirFront | None = None
@@ -133,7 +135,7 @@ class MetricsPlane:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._stopping.clear()
         try:
-            self.exporters = Exporters(self.config, self.run_dir, self.authenticate)
+            self.exporters = Exporters(self.config, self.run_dir, self.authenticate, self.authorize)
             for node, address in self._containerd_addresses.items():
                 self.exporters.set_containerd_address(node, address)
             self.mimir = MimirFront(self.config, f"http://127.0.0.1:{self.config.storage_port}")

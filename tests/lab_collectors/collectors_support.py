@@ -122,9 +122,12 @@ class SmallLab:
             "StatefulSet": "statefulsets",
             "Deployment": "deployments",
             "DaemonSet": "daemonsets",
+            "ClusterRole": "clusterroles",
+            "ClusterRoleBinding": "clusterrolebindings",
         }[kind]
         base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-        path = f"{base}/namespaces/{meta['namespace']}/{plural}/{meta['name']}"
+        scope = f"/namespaces/{meta['namespace']}" if "namespace" in meta else ""
+        path = f"{base}{scope}/{plural}/{meta['name']}"
         reply = self._request(
             "PATCH",
             path,
@@ -220,9 +223,37 @@ def _meta(name: str, labels: dict[str, str]) -> dict:
     return {"name": name, "namespace": NAMESPACE, "labels": {**labels, **PART_OF}}
 
 
+ALLOY_RULES = [
+    {"apiGroups": [""], "resources": ["nodes", "pods", "services", "endpoints"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["nodes/metrics"], "verbs": ["get"]},
+]
+
+
+def alloy_cluster_role(rules: list[dict]) -> dict:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "alloy-migration-alloy", "labels": {**ALLOY_LABELS, **PART_OF}},
+        "rules": rules,
+    }
+
+
 def alloy_objects(config_files: dict[str, str], replicas: int = 3) -> list[dict]:
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta("alloy", ALLOY_LABELS)},
+        alloy_cluster_role(ALLOY_RULES),
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "alloy-migration-alloy", "labels": {**ALLOY_LABELS, **PART_OF}},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "alloy-migration-alloy",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "alloy", "namespace": NAMESPACE}],
+        },
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",

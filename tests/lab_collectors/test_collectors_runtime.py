@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 from collectors_support import (
+    ALLOY_RULES,
     NAMESPACE,
     SmallLab,
+    alloy_cluster_role,
     alloy_objects,
     kube_state_metrics_objects,
     otel_config,
@@ -208,8 +210,39 @@ def test_a_replica_going_away_hands_its_targets_to_the_others(lab: SmallLab) -> 
     assert "alloy_config_load_failures_total 0" in lab.proxy("alloy-1", 12345, "/metrics").text
 
 
+def test_the_service_accounts_rbac_decides_what_alloy_may_scrape_and_discover(lab: SmallLab) -> None:
+    without_metrics = [rule for rule in ALLOY_RULES if rule["resources"] != ["nodes/metrics"]]
+    lab.apply(alloy_cluster_role(without_metrics))
+    try:
+        wait_for(lambda: len(lab.query(CADVISOR_UP + " == 0")) == 3, 20, "the kubelets refusing Alloy's token")
+        status = lab.status()
+        assert all(c["healthy"] for c in status["components"] if c["name"].startswith("alloy/")), status
+    finally:
+        lab.apply(alloy_cluster_role(ALLOY_RULES))
+    wait_for(lambda: len(lab.query(CADVISOR_UP + " == 1")) == 3, 20, "the kubelets serving Alloy again")
+    no_pods = [
+        {**rule, "resources": ["nodes", "services", "endpoints"]} if "pods" in rule["resources"] else rule
+        for rule in ALLOY_RULES
+    ]
+    lab.apply(alloy_cluster_role(no_pods))
+    try:
+        denied = wait_for(
+            lambda: [
+                c for c in lab.status()["components"] if c["name"] == "alloy/monitoring/alloy-0" and not c["healthy"]
+            ],
+            20,
+            "discovery denied in the lab status",
+        )
+        assert (
+            'pods is forbidden: User "system:serviceaccount:monitoring:alloy" cannot list resource "pods"'
+            in denied[0]["detail"]
+        )
+    finally:
+        lab.apply(alloy_cluster_role(ALLOY_RULES))
+
+
 def test_a_configuration_the_lab_cannot_run_is_reported_naming_the_component(lab: SmallLab) -> None:
-    config_map = alloy_objects(lab.config_files)[1]
+    config_map = next(obj for obj in alloy_objects(lab.config_files) if obj["kind"] == "ConfigMap")
     broken = {**config_map, "data": {**lab.config_files, "zz_lab.alloy": UNSUPPORTED}}
     lab.apply(broken)
     try:

@@ -17,6 +17,7 @@ from lab.collectors import kubesd, otel
 from lab.collectors.agent import agent_config, go_duration
 from lab.collectors.alloy import Replica, Translator, go_format_duration
 from lab.collectors.alloy_config import ConfigError, PodContext, load
+from lab.k8s import rbac
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 
@@ -294,3 +295,44 @@ def test_durations_read_and_print_as_go_does() -> None:
     assert [go_format_duration(v) for v in (10, 60, 90, 0.25, 3600)] == ["10s", "1m0s", "1m30s", "250ms", "1h0m0s"]
     with pytest.raises(ValueError, match="invalid duration"):
         go_duration("10 seconds")
+
+
+def test_rbac_grants_through_cluster_and_namespaced_bindings() -> None:
+    account = rbac.ServiceAccount("monitoring", "alloy")
+    objects = {
+        "clusterroles.rbac.authorization.k8s.io": [
+            {"metadata": {"name": "reader"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]},
+            {
+                "metadata": {"name": "metrics"},
+                "rules": [{"apiGroups": [""], "resources": ["*/metrics"], "verbs": ["*"]}],
+            },
+        ],
+        "clusterrolebindings.rbac.authorization.k8s.io": [
+            {
+                "metadata": {"name": "b"},
+                "roleRef": {"kind": "ClusterRole", "name": "metrics"},
+                "subjects": [{"kind": "Group", "name": "system:serviceaccounts:monitoring"}],
+            }
+        ],
+        "rolebindings.rbac.authorization.k8s.io": [
+            {
+                "metadata": {"name": "r", "namespace": "shop"},
+                "roleRef": {"kind": "ClusterRole", "name": "reader"},
+                "subjects": [{"kind": "ServiceAccount", "name": "alloy", "namespace": "monitoring"}],
+            }
+        ],
+    }
+
+    def lister(key: str, namespace: str | None) -> list[dict]:
+        found = objects.get(key, [])
+        return [o for o in found if namespace is None or o["metadata"].get("namespace") == namespace]
+
+    assert rbac.allowed(lister, account, "get", "", "nodes/metrics")
+    assert not rbac.allowed(lister, account, "get", "", "nodes/proxy")
+    assert rbac.allowed(lister, account, "list", "", "pods", "shop")
+    assert not rbac.allowed(lister, account, "list", "", "pods"), "a RoleBinding grants nothing cluster-wide"
+    assert not rbac.allowed(lister, account, "watch", "", "pods", "shop")
+    assert rbac.forbidden_message(account, "list", "", "pods", None) == (
+        'pods is forbidden: User "system:serviceaccount:monitoring:alloy" cannot list resource "pods" '
+        'in API group "" at the cluster scope'
+    )
