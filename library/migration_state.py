@@ -25,7 +25,8 @@ description:
     look like one (PEM private key, Authorization header value, JSON web token, URL with a password) are refused.
   - Writes carry the resourceVersion they were computed from; on a conflict (HTTP 409) the module re-reads the
     ConfigMap and applies the action again. Connection failures, HTTP 429 and 5xx are retried with backoff.
-  - In check mode nothing is written; the result says what would be (and the diff with C(--diff)).
+  - In check mode nothing is written; the result says what would be (and the diff with C(--diff)). Since a
+    C(begin) in check mode writes nothing either, C(progress), C(succeed) and C(fail) then act as if it had.
 options:
   action:
     description: What to do.
@@ -282,6 +283,18 @@ def transition_for(params: dict[str, Any], ctx: Context):
     return Transition  # read: the state as it is
 
 
+def as_if_begun(apply, phase: str, ctx: Context):
+    """In check mode `begin` wrote nothing: predict `progress`/`succeed`/`fail` as if it had."""
+
+    def run(state: MigrationState) -> Transition:
+        record = state.phases.get(phase)
+        if record is None or record.get("status") == "failed":
+            state = begin(state, phase, [], ctx).state
+        return apply(state)
+
+    return run
+
+
 def check_params(module: AnsibleModule) -> None:
     params = module.params
     unknown = [phase for phase in params["requires"] if phase not in PHASES]
@@ -337,6 +350,8 @@ def main() -> None:
             auth["kubeconfig"] = os.path.expanduser(auth["kubeconfig"])
         store = StateStore(kubernetes.client.CoreV1Api(api_client(auth)), settings)
         apply = transition_for(params, ctx)
+        if module.check_mode and params["action"] in ("progress", "succeed", "fail"):
+            apply = as_if_begun(apply, params["phase"], ctx)
         outcome = store.update(apply, module.check_mode or params["action"] == "read")
     except StateError as error:
         module.fail_json(msg=str(error))

@@ -53,6 +53,10 @@ def test_phase_lifecycle_refusals_check_mode_idempotent_reruns_and_reset(lab, co
             "diff": True,
         },
         step("read after check mode", state_name, kc),
+        {
+            **step("succeed unbegun in check mode", state_name, kc, action="succeed", phase="collectors"),
+            "check_mode": True,
+        },
         step("begin", state_name, kc, action="begin", phase="preflight", environment_name="lab", run_id="r1"),
         step("succeed", state_name, kc, action="succeed", phase="preflight", details={"nodes_ready": 14}),
         step("begin again", state_name, kc, action="begin", phase="preflight", environment_name="lab"),
@@ -86,6 +90,8 @@ def test_phase_lifecycle_refusals_check_mode_idempotent_reruns_and_reset(lab, co
     assert json.loads(checked["diff"]["after"]["preflight"])["status"] == "running"
     assert "preflight" not in checked["diff"]["before"]
     assert res["read after check mode"]["exists"] is False
+    predicted = res["succeed unbegun in check mode"]
+    assert predicted["changed"] is True and predicted["record"]["status"] == "succeeded", failures(res)
 
     assert res["begin"]["changed"] is True and res["begin"]["exists"] is False
     assert res["succeed"]["changed"] is True
