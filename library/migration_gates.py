@@ -84,6 +84,12 @@ options:
     description: The baseline document (baseline.json of the migration_baseline role).
     type: dict
     required: true
+  sources:
+    description:
+      - Names for the new pipeline's source keys (C(job) or C(job:metrics_path)), e.g. C(cadvisor) for
+        C(kubelet:/metrics/cadvisor). Wherever an option below takes a source, a name of this map or a key works.
+    type: dict
+    default: {}
   new_selector:
     description: Label matchers selecting the new pipeline's series, without braces.
     type: str
@@ -202,14 +208,26 @@ options:
     type: dict
     default: {}
     suboptions:
-      left:
-        description: Series with the runtime's container id.
+      left_metric:
+        description: Metric with the runtime's container id.
         type: str
-        default: container_cpu_usage_usec_microseconds{job="containerd"}
-      right:
+        default: container_cpu_usage_usec_microseconds
+      left_source:
+        description: Source of I(left_metric).
+        type: str
+        default: containerd
+      right_metric:
         description: kube-state-metrics' container info.
         type: str
-        default: kube_pod_container_info{job="kube-state-metrics", container_id!=""}
+        default: kube_pod_container_info
+      right_source:
+        description: Source of I(right_metric).
+        type: str
+        default: kube-state-metrics
+      right_selector:
+        description: Further matchers on I(right_metric).
+        type: str
+        default: container_id!=""
       label:
         description: The label joined on.
         type: str
@@ -232,6 +250,10 @@ options:
         description: Metric name.
         type: str
         required: true
+      source:
+        description: Source of the series (its job and metrics_path matchers); any when empty.
+        type: str
+        default: ""
       selector:
         description: Further matchers, without braces.
         type: str
@@ -295,9 +317,9 @@ options:
     default: {}
     suboptions:
       source:
-        description: Label matchers of the cAdvisor series measuring them.
+        description: Source of the cAdvisor series measuring them.
         type: str
-        default: job="kubelet", metrics_path="/metrics/cadvisor"
+        default: kubelet:/metrics/cadvisor
       namespace:
         description: Their namespace.
         type: str
@@ -376,7 +398,14 @@ import time
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.migration_figures import Measurer, MimirQuery, duration_seconds
+from ansible.module_utils.migration_figures import (
+    Measurer,
+    MimirQuery,
+    duration_seconds,
+    matchers,
+    selector,
+    source_matchers,
+)
 from ansible.module_utils.migration_gates import (
     GATE_NAMES,
     Context,
@@ -410,6 +439,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "mimir_user": {"type": "str", "required": True},
     "discard_reasons": {"type": "list", "elements": "str", "default": []},
     "baseline": {"type": "dict", "required": True},
+    "sources": {"type": "dict", "default": {}},
     "new_selector": {"type": "str", "default": 'prometheus=""'},
     "legacy_selector": {"type": "str", "required": True},
     "jobs": {"type": "list", "elements": "str", "required": True},
@@ -450,8 +480,11 @@ ARGUMENT_SPEC: dict[str, Any] = {
         },
     },
     "join": _suboptions(
-        left={"type": "str", "default": 'container_cpu_usage_usec_microseconds{job="containerd"}'},
-        right={"type": "str", "default": 'kube_pod_container_info{job="kube-state-metrics", container_id!=""}'},
+        left_metric={"type": "str", "default": "container_cpu_usage_usec_microseconds"},
+        left_source={"type": "str", "default": "containerd"},
+        right_metric={"type": "str", "default": "kube_pod_container_info"},
+        right_source={"type": "str", "default": "kube-state-metrics"},
+        right_selector={"type": "str", "default": 'container_id!=""'},
         label={"type": "str", "default": "container_id"},
         min_series={"type": "int", "default": 1},
     ),
@@ -462,6 +495,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
         "options": {
             "name": {"type": "str", "required": True},
             "metric": {"type": "str", "required": True},
+            "source": {"type": "str", "default": ""},
             "selector": {"type": "str", "default": ""},
             "labels": {"type": "list", "elements": "str", "required": True},
         },
@@ -485,7 +519,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
         min_ratio={"type": "float", "default": 0.9},
     ),
     "resources": _suboptions(
-        source={"type": "str", "default": 'job="kubelet", metrics_path="/metrics/cadvisor"'},
+        source={"type": "str", "default": "kubelet:/metrics/cadvisor"},
         namespace={"type": "str", "default": "monitoring"},
         workloads={"type": "dict", "default": {}},
     ),
@@ -500,6 +534,15 @@ def _time(text: str | None, now: float) -> float | None:
     return float(resolve_time(text, now)) if text else None
 
 
+def source_resolver(names: dict[str, Any]) -> Any:
+    """A source name of the `sources` option to its key; anything else is taken as a key."""
+
+    def resolve(source: str) -> str:
+        return str(names.get(source, source))
+
+    return resolve
+
+
 def gate_settings(params: dict[str, Any], at: float) -> GateSettings:
     for name in ("window", "interval_window", "dedup_window", "plot_rate_window"):
         duration_seconds(params[name])
@@ -507,6 +550,7 @@ def gate_settings(params: dict[str, Any], at: float) -> GateSettings:
     if unknown:
         raise ValueError(f"unknown gates {', '.join(unknown)}; gates are {', '.join(GATE_NAMES)}")
     scrape, push, join = params["scrape"], params["push"], params["join"]
+    key = source_resolver(params["sources"])
     targets, continuity, resources = params["targets"], params["continuity"], params["resources"]
     baseline_start = params["baseline"].get("evaluated_at")
     plot_start = _time(params["plot_start"], at)
@@ -525,22 +569,27 @@ def gate_settings(params: dict[str, Any], at: float) -> GateSettings:
         scrape_interval_tolerance=scrape["interval_tolerance"],
         duplicate_interval_ratio=scrape["duplicate_interval_ratio"],
         nodes=tuple(targets["nodes"]),
-        node_sources=tuple(targets["per_node"]),
-        singleton_sources={str(key): int(count) for key, count in targets["singletons"].items()},
+        node_sources=tuple(key(source) for source in targets["per_node"]),
+        singleton_sources={key(str(source)): int(count) for source, count in targets["singletons"].items()},
         push_p99_max_seconds=push["p99_max_seconds"],
         push_p99_tolerance_ratio=push["tolerance_ratio"],
         push_p99_tolerance_seconds=push["tolerance_seconds"],
         discarded_tolerance_per_second=params["discarded_tolerance_per_second"],
-        coverage={str(key): str(value) for key, value in params["coverage"].items()},
+        coverage={str(legacy): key(str(new)) for legacy, new in params["coverage"].items()},
         exclusions=tuple(
             Exclusion(item["metric"], item["reason"], tuple(item["sources"])) for item in params["exclusions"]
         ),
-        join_left=join["left"],
-        join_right=join["right"],
+        join_left=selector(join["left_metric"], source_matchers(key(join["left_source"]))),
+        join_right=selector(join["right_metric"], source_matchers(key(join["right_source"])), join["right_selector"]),
         join_label=join["label"],
         join_min_series=join["min_series"],
         label_rules=tuple(
-            LabelRule(item["name"], item["metric"], item["selector"], tuple(item["labels"]))
+            LabelRule(
+                item["name"],
+                item["metric"],
+                matchers(source_matchers(key(item["source"])) if item["source"] else "", item["selector"]),
+                tuple(item["labels"]),
+            )
             for item in params["label_rules"]
         ),
         cluster_label=params["cluster_label"],
@@ -555,7 +604,7 @@ def gate_settings(params: dict[str, Any], at: float) -> GateSettings:
         mimir=MimirQuery(
             params["mimir_selector"], params["mimir_user"], params["window"], tuple(params["discard_reasons"])
         ),
-        resource_source=resources["source"],
+        resource_source=source_matchers(key(resources["source"])),
         namespace=resources["namespace"],
         workloads={str(name): str(regex) for name, regex in resources["workloads"].items()},
         plot_start=plot_start,

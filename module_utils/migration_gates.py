@@ -416,7 +416,8 @@ def gate_dashboard_labels(ctx: Context) -> Verdict:
     for rule in settings.label_rules:
         labels = rule.labels + ((settings.cluster_label,) if settings.cluster_label else ())
         base = selector(rule.metric, settings.new_selector, rule.selector)
-        complete = selector(rule.metric, settings.new_selector, rule.selector, *(f'{name}!=""' for name in labels))
+        required = [f'{name}!=""' for name in labels if f'{name}!=""' not in rule.selector]
+        complete = selector(rule.metric, settings.new_selector, rule.selector, *required)
         total = ctx.data.single(f"gate.labels.{rule.name}", f"count({base})")
         full = ctx.data.single(f"gate.labels.{rule.name}.complete", f"count({complete})") or 0.0
         queries.append(f"count({complete})")
@@ -615,7 +616,13 @@ def timeseries(ctx: Context) -> dict[str, Any]:
         "scrape_samples_post_metric_relabeling",
         matchers(settings.new_selector, one_of("job", settings.jobs)),
     )
-    series: dict[str, Any] = {"start": start, "end": ctx.data.at, "step": step}
+    series: dict[str, Any] = {
+        "start": start,
+        "end": ctx.data.at,
+        "step": step,
+        "cutover": settings.continuity_start,
+        "window_seconds": duration_seconds(settings.window),
+    }
     wanted = {
         "push_p99_seconds": (ctx.meta, _mimir(ctx).push_p99(window) if settings.mimir else ""),
         "legacy_samples_per_second": (ctx.data, f"sum(sum_over_time({legacy_samples}[{window}])) / {seconds:g}"),

@@ -9,13 +9,16 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
+from ansible.module_utils.migration_figures import Measurer, capture_baseline
 
 from lab.metrics.prometheus import PrometheusProcess, start_storage
 from lab.metrics.remote_write import encode_body
-from tests.validation.validation_data import BREAKAGES, INTERVAL, Scenario, build, write_request
+from tests.validation.validation_data import BASELINE_AGO, BREAKAGES, INTERVAL, Scenario, build, write_request
+from tests.validation.validation_setup import baseline_spec, client
 
 HEADERS = {
     "Content-Encoding": "snappy",
@@ -69,3 +72,13 @@ def storage(tmp_path_factory: pytest.TempPathFactory, scenarios: dict[str, Scena
         yield instance
     finally:
         instance.stop()
+
+
+@pytest.fixture(scope="session")
+def baseline(storage: PrometheusProcess, scenarios: dict[str, Scenario]) -> dict[str, Any]:
+    """Captured from the good scenario before its cutover, exactly as the baseline phase does."""
+    good = scenarios["good"]
+    document, problems = capture_baseline(Measurer(client(storage.url), good.t0 - BASELINE_AGO), baseline_spec(good))
+    assert not problems
+    document |= {"evaluated_at": good.t0 - BASELINE_AGO, "window": "10m"}
+    return document

@@ -14,11 +14,7 @@ from typing import Any
 
 import pytest
 from ansible.module_utils.migration_figures import (
-    BaselineSpec,
     Measurer,
-    MimirQuery,
-    ResourceQuery,
-    ScrapeQuery,
     capture_baseline,
 )
 from ansible.module_utils.migration_gates import (
@@ -26,105 +22,16 @@ from ansible.module_utils.migration_gates import (
     GATE_NAMES,
     PASS,
     SKIP,
-    Context,
-    ContinuitySeries,
-    GateSettings,
-    LabelRule,
-    Verdict,
-    evaluate,
 )
-from ansible.module_utils.promql import ClientSettings, PromQLClient
 
 from lab.metrics.prometheus import PrometheusProcess
 from tests.conftest import failures, run_playbook
-from tests.validation.validation_data import BASELINE_AGO, HISTORY, LEGACY_CR, NODES, Scenario
+from tests.validation.validation_data import HISTORY, LEGACY_CR, NODES, Scenario
+from tests.validation.validation_setup import NEW_JOBS, baseline_spec, client, gate_settings, judge
 
-LEGACY_JOBS = ("kubelet", "cadvisor", "kube-state-metrics", "node-exporter")
-NEW_JOBS = ("kubelet", "containerd", "kube-state-metrics", "node-exporter")
 PASSWORD = "s3cret-never-in-output"
 # histogram_quantile interpolates inside the (0.1, 0.25] bucket every push falls into.
 PUSH_P99 = 0.1 + 0.99 * 0.15
-
-
-def client(url: str, retries: int = 0) -> PromQLClient:
-    return PromQLClient(ClientSettings(url=url, timeout=10, retries=retries))
-
-
-def baseline_spec(scenario: Scenario, window: str = "10m") -> BaselineSpec:
-    return BaselineSpec(
-        scrape=ScrapeQuery(scenario.legacy_selector, LEGACY_JOBS, window, "2m", 2.0),
-        mimir=MimirQuery(scenario.mimir_selector, "lab", window),
-        resources=ResourceQuery(
-            scenario.legacy_selector, 'job="kubelet", metrics_path="/metrics/cadvisor"', "monitoring", window
-        ),
-        workloads={"prometheus": "prometheus-kps-prometheus-[0-9]+", "cadvisor": "cadvisor-.+"},
-        min_scrapes=10,
-        optional=("mimir.received_bytes_per_second",),
-    )
-
-
-@pytest.fixture(scope="module")
-def baseline(storage: PrometheusProcess, scenarios: dict[str, Scenario]) -> dict[str, Any]:
-    """Captured from the good scenario before its cutover, exactly as the baseline phase does."""
-    good = scenarios["good"]
-    document, problems = capture_baseline(Measurer(client(storage.url), good.t0 - BASELINE_AGO), baseline_spec(good))
-    assert not problems
-    document |= {"evaluated_at": good.t0 - BASELINE_AGO, "window": "10m"}
-    return document
-
-
-def gate_settings(scenario: Scenario, **changes: Any) -> GateSettings:
-    scoped = f'scenario="{scenario.name}"'
-    settings = GateSettings(
-        new_selector=scenario.new_selector,
-        legacy_selector=scenario.legacy_selector,
-        jobs=NEW_JOBS,
-        window="10m",
-        nodes=NODES,
-        node_sources=("kubelet:/metrics/cadvisor", "containerd"),
-        singleton_sources={"kube-state-metrics": 1},
-        coverage={
-            "cadvisor": "kubelet:/metrics/cadvisor",
-            "kubelet:/metrics/cadvisor": "kubelet:/metrics/cadvisor",
-            "kube-state-metrics": "kube-state-metrics",
-            "node-exporter": "node-exporter",
-        },
-        label_rules=(
-            LabelRule(
-                "cadvisor",
-                "container_cpu_usage_seconds_total",
-                'job="kubelet", metrics_path="/metrics/cadvisor", container!=""',
-                ("namespace", "pod", "container", "node"),
-            ),
-            LabelRule(
-                "containerd", "container_cpu_usage_usec_microseconds", 'job="containerd"', ("container_id", "node")
-            ),
-            LabelRule(
-                "ksm", "kube_pod_container_info", 'job="kube-state-metrics"', ("namespace", "pod", "container_id")
-            ),
-        ),
-        legacy_replicas_running=3,
-        continuity=(
-            ContinuitySeries(
-                "container cpu",
-                f'container_cpu_usage_seconds_total{{{scoped}, job=~"kubelet|cadvisor", container!=""}}',
-                ("namespace", "pod", "container"),
-            ),
-            ContinuitySeries(
-                "pods", f'kube_pod_container_info{{{scoped}, job="kube-state-metrics"}}', ("namespace", "pod")
-            ),
-        ),
-        continuity_start=scenario.cutover - 300,
-        mimir=MimirQuery(scenario.mimir_selector, "lab", "10m"),
-        workloads={"alloy": "alloy-[0-9]+", "otel-collector": "otel-collector-.+"},
-    )
-    return dataclasses.replace(settings, **changes)
-
-
-def judge(url: str, scenario: Scenario, baseline: dict[str, Any], **changes: Any) -> dict[str, Verdict]:
-    measurer = Measurer(client(url), scenario.t0)
-    context = Context(measurer, Measurer(client(url), scenario.t0), gate_settings(scenario, **changes), baseline)
-    return {verdict.gate: verdict for verdict in evaluate(context)}
 
 
 # --- the baseline ----------------------------------------------------------------------------------
