@@ -15,6 +15,7 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Callable
 
 from lab.k8s.api import Api, Options, now
 from lab.k8s.errors import ApiError
@@ -82,6 +83,8 @@ class Controllers:
         self.prober = Prober()
         # Pods whose readiness probe fails (a fault): (namespace, name).
         self.unready: set[tuple[str, str]] = set()
+        # What runs in a container can keep it from being ready (a process that exited): pod -> may it be.
+        self.readiness_gates: list[Callable[[dict], bool]] = []
         api.store.subscribe(lambda *_: self._wake.set())
 
     def start(self) -> None:
@@ -684,7 +687,9 @@ class Controllers:
         )
         ready_at = restarted + self.pod_ready_seconds
         is_job = any(r.get("kind") == "Job" for r in pod["metadata"].get("ownerReferences") or [])
-        probe_fails = (pod["metadata"].get("namespace", ""), pod["metadata"]["name"]) in self.unready
+        probe_fails = (pod["metadata"].get("namespace", ""), pod["metadata"]["name"]) in self.unready or not all(
+            gate(pod) for gate in self.readiness_gates
+        )
         ready = node_ready and t >= ready_at and not probe_fails
         if node_ready and t < ready_at:
             self._due(ready_at)
@@ -745,6 +750,10 @@ class Controllers:
             "state": {"running": {"startedAt": now()}},
             "lastState": {},
         }
+
+    def wake(self) -> None:
+        """Run a pass soon: something the kubelets read (readiness gates) changed."""
+        self._wake.set()
 
     def set_unready(self, namespace: str, name: str, unready: bool) -> None:
         """Fault: the pod's readiness probe fails (True) or passes again (False)."""

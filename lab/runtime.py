@@ -105,6 +105,8 @@ class Lab:
             tenant_routing=self.metrics.config.multitenancy_enabled,
             ready_timeout=self.metrics.config.ready_timeout_seconds,
         )
+        self.controllers.readiness_gates.append(self.collectors.may_be_ready)
+        self.collectors.on_readiness_change = self.controllers.wake
         self.collectors.start()
         self.control = _ControlServer(self)
         threading.Thread(target=self.control.serve_forever, name="control", daemon=True).start()

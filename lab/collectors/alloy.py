@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from lab.collectors import kubesd
 from lab.collectors.agent import Job, Queue, Shard, external_label_rules, go_duration, relabel_rule
-from lab.collectors.alloy_config import AlloyConfig, Component, ConfigError, ReceiverRef, TargetsRef
+from lab.collectors.alloy_config import AlloyConfig, Component, ConfigError, LabLimitError, ReceiverRef, TargetsRef
 from lab.metrics.mimir import gateway_prefix
 from lab.metrics.prometheus import duration
 
@@ -248,7 +248,7 @@ class Translator:
         unsupported = [c for c in self.config.components.values() if c.kind not in SUPPORTED]
         if unsupported:
             first = unsupported[0]
-            raise ConfigError(
+            raise LabLimitError(
                 first.id,
                 f"the lab does not run {first.kind} (it runs "
                 f"{', '.join(sorted(SUPPORTED))})"
@@ -267,7 +267,7 @@ class Translator:
                 static.append({str(k): str(v) for k, v in item.items()})
                 continue
             if not isinstance(item, TargetsRef):
-                raise ConfigError(owner.id, f"the lab cannot use {item!r} as a target")
+                raise LabLimitError(owner.id, f"the lab cannot use {item!r} as a target")
             source = self.config.components[item.component]
             if source.kind == "discovery.kubernetes":
                 self._discover(source)
@@ -276,7 +276,7 @@ class Translator:
                 chain = [relabel_rule(rule) for rule in source.blocks("rule")]
                 pipelines += self._pipelines(source, source.arguments.get("targets") or [], chain + rules)
             else:
-                raise ConfigError(source.id, f"the lab does not run {source.kind}")
+                raise LabLimitError(source.id, f"the lab does not run {source.kind}")
         if static:
             pipelines.append(Pipeline(None, static, list(rules)))
         return pipelines
@@ -287,10 +287,10 @@ class Translator:
         args = component.arguments
         for name in ("api_server", "kubeconfig_file", "proxy_url"):
             if args.get(name):
-                raise ConfigError(component.id, f"{name} is not emulated: the lab discovers from its own API")
+                raise LabLimitError(component.id, f"{name} is not emulated: the lab discovers from its own API")
         role = str(args.get("role", ""))
         if role not in kubesd.ROLES:
-            raise ConfigError(component.id, f"role {role!r} is not emulated (roles: {', '.join(kubesd.ROLES)})")
+            raise LabLimitError(component.id, f"role {role!r} is not emulated (roles: {', '.join(kubesd.ROLES)})")
         namespaces = component.block("namespaces")
         names = list(namespaces.get("names") or [])
         if namespaces.get("own_namespace"):
@@ -355,9 +355,9 @@ class Translator:
         args = scrape.arguments
         unknown = sorted(set(args) - _SCRAPE_HANDLED - _SCRAPE_NO_EFFECT)
         if unknown:
-            raise ConfigError(scrape.id, f"the lab does not emulate {', '.join(unknown)}")
+            raise LabLimitError(scrape.id, f"the lab does not emulate {', '.join(unknown)}")
         if args.get("extra_metrics"):
-            raise ConfigError(scrape.id, "extra_metrics is not emulated by the lab's Prometheus")
+            raise LabLimitError(scrape.id, "extra_metrics is not emulated by the lab's Prometheus")
         interval = go_duration(args.get("scrape_interval", "1m"))
         timeout = go_duration(args.get("scrape_timeout", "10s"))
         if timeout > interval:
@@ -464,7 +464,7 @@ class Translator:
                     raise ConfigError(target.id, "forward_to loops back to this component")
                 paths += self._paths(target, target.arguments.get("forward_to") or [], [*chain, target])
             else:
-                raise ConfigError(target.id, f"the lab does not run {target.kind} as a metrics receiver")
+                raise LabLimitError(target.id, f"the lab does not run {target.kind} as a metrics receiver")
         return paths
 
     def _queue(self, name: str, chain: list[Component], remote_write: Component, index: int) -> Queue:
@@ -472,7 +472,7 @@ class Translator:
         key = f"{remote_write.id}.endpoint{index}"
         unknown = sorted(set(endpoint) - _ENDPOINT_HANDLED)
         if unknown:
-            raise ConfigError(remote_write.id, f"the lab does not emulate endpoint {', '.join(unknown)}")
+            raise LabLimitError(remote_write.id, f"the lab does not emulate endpoint {', '.join(unknown)}")
         rules = [relabel_rule(rule) for component in chain for rule in component.blocks("rule")]
         rules += external_label_rules(
             {str(k): str(v) for k, v in (remote_write.arguments.get("external_labels") or {}).items()}

@@ -29,6 +29,10 @@ class ConfigError(Exception):
         self.message = message
 
 
+class LabLimitError(ConfigError):
+    """Valid for Alloy (or the collector), but beyond what the lab emulates."""
+
+
 @dataclass(frozen=True)
 class TargetsRef:
     """The `targets` (or `output`) export of a discovery component."""
@@ -184,7 +188,7 @@ class _Evaluator:
             return self._call(node)
         if isinstance(node, syntax.Ident | syntax.AccessExpr):
             return self._reference(_path(node))
-        raise self.error(f"the lab cannot evaluate a {type(node).__name__}")
+        raise LabLimitError(self._current, f"the lab cannot evaluate a {type(node).__name__}")
 
     def _binary(self, node: syntax.BinaryExpr) -> Any:
         left, right = self.expr(node.left), self.expr(node.right)
@@ -225,7 +229,7 @@ class _Evaluator:
         component = self._evaluate_component(component_id)
         if component.kind == "local.file" and name == "content":
             return self._read_local_file(component)
-        raise self.error(f"the lab does not emulate the export {name!r} of {component_id}")
+        raise LabLimitError(self._current, f"the lab does not emulate the export {name!r} of {component_id}")
 
     def _read_local_file(self, component: Component) -> str:
         filename = str(component.arguments.get("filename", ""))
@@ -239,7 +243,7 @@ class _Evaluator:
         args = [self.expr(arg) for arg in node.args]
         function = _FUNCTIONS.get(name)
         if function is None:
-            raise self.error(f"the lab does not emulate the function {name}")
+            raise LabLimitError(self._current, f"the lab does not emulate the function {name}")
         return function(self.context, args)
 
 

@@ -20,7 +20,7 @@ import yaml
 
 from lab.collectors.agent import Job, Queue, external_label_rules, go_duration, relabel_rule
 from lab.collectors.alloy import _through_gateway
-from lab.collectors.alloy_config import ConfigError
+from lab.collectors.alloy_config import ConfigError, LabLimitError
 from lab.collectors.network import re2_escape
 from lab.metrics.prometheus import duration
 
@@ -96,13 +96,13 @@ def translate(config: dict[str, Any], pod: str, node_address: str, route: str, t
         name: spec for name, spec in (service.get("pipelines") or {}).items() if name.split("/")[0] == "metrics"
     }
     if not pipelines:
-        raise ConfigError("service", "no metrics pipeline: the lab runs the metrics signal only")
+        raise LabLimitError("service", "no metrics pipeline: the lab runs the metrics signal only")
     plan = CollectorPlan(extensions=_extensions(config, service))
     for name, pipeline in pipelines.items():
         for receiver in pipeline.get("receivers") or []:
             _require(config, "receivers", receiver)
             if receiver.split("/")[0] != "prometheus":
-                raise ConfigError(f"receivers::{receiver}", "the lab runs only the prometheus receiver")
+                raise LabLimitError(f"receivers::{receiver}", "the lab runs only the prometheus receiver")
         labels, resource = _processor_rules(config, name, pipeline.get("processors") or [])
         for exporter in pipeline.get("exporters") or []:
             _require(config, "exporters", exporter)
@@ -110,7 +110,7 @@ def translate(config: dict[str, Any], pod: str, node_address: str, route: str, t
             if kind in _NO_OP_EXPORTERS:
                 continue
             if kind != "prometheusremotewrite":
-                raise ConfigError(f"exporters::{exporter}", "the lab runs only the prometheusremotewrite exporter")
+                raise LabLimitError(f"exporters::{exporter}", "the lab runs only the prometheusremotewrite exporter")
             queue = _queue(config, exporter, f"{pod}/{exporter}", labels, resource, tenant_routing)
             queue.routes.add(f"{route}.{name}")
             plan.queues.append(queue)
@@ -131,7 +131,7 @@ def _extensions(config: dict[str, Any], service: dict[str, Any]) -> Extensions:
         if name not in extensions:
             raise ConfigError("service", f"references extension {name!r} which is not configured")
         if name.split("/")[0] not in _IGNORED_EXTENSIONS:
-            raise ConfigError(f"extensions::{name}", "the lab does not run this extension")
+            raise LabLimitError(f"extensions::{name}", "the lab does not run this extension")
     health = next(
         (
             spec or {}
@@ -165,7 +165,7 @@ def _processor_rules(
         if kind in _NO_OP_PROCESSORS:
             continue
         if kind not in ("attributes", "resource"):
-            raise ConfigError(f"processors::{name}", f"the lab does not run this processor (pipeline {pipeline})")
+            raise LabLimitError(f"processors::{name}", f"the lab does not run this processor (pipeline {pipeline})")
         target = labels if kind == "attributes" else resource
         for action in (config["processors"][name] or {}).get("actions") or []:
             target += _action_rules(name, action)
@@ -178,7 +178,7 @@ def _action_rules(processor: str, action: dict[str, Any]) -> list[dict[str, Any]
     if kind == "delete":
         return [{"regex": re2_escape(label), "action": "labeldrop"}]
     if "value" not in action:
-        raise ConfigError(f"processors::{processor}", f"the lab emulates only literal values for {kind}")
+        raise LabLimitError(f"processors::{processor}", f"the lab emulates only literal values for {kind}")
     value = str(action["value"])
     if kind == "insert":
         return [{"source_labels": [label], "regex": "", "target_label": label, "replacement": value}]
@@ -186,7 +186,7 @@ def _action_rules(processor: str, action: dict[str, Any]) -> list[dict[str, Any]
         return [{"source_labels": [label], "regex": "(.+)", "target_label": label, "replacement": value}]
     if kind == "upsert":
         return [{"target_label": label, "replacement": value}]
-    raise ConfigError(f"processors::{processor}", f"the lab does not emulate the action {kind!r}")
+    raise LabLimitError(f"processors::{processor}", f"the lab does not emulate the action {kind!r}")
 
 
 def _queue(
@@ -243,7 +243,7 @@ def _jobs(receiver: dict[str, Any], name: str, pod: str, node_address: str, rout
     for scrape in prometheus.get("scrape_configs") or []:
         unknown = sorted(k for k in scrape if k.endswith("_sd_configs") and k != "static_configs")
         if unknown:
-            raise ConfigError(f"receivers::{name}", f"the lab does not emulate {', '.join(unknown)}")
+            raise LabLimitError(f"receivers::{name}", f"the lab does not emulate {', '.join(unknown)}")
         job_name = scrape.get("job_name", "")
         # Prometheus' defaulting: the global interval (1m) and timeout (10s), the timeout never above the interval.
         interval = go_duration(scrape.get("scrape_interval", defaults.get("scrape_interval", "1m")))

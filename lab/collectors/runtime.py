@@ -28,7 +28,7 @@ from typing import Any
 from lab.collectors import kubesd, otel
 from lab.collectors.agent import agent_config
 from lab.collectors.alloy import Replica, Translator
-from lab.collectors.alloy_config import AlloyConfig, ConfigError, PodContext, TargetsRef, load
+from lab.collectors.alloy_config import AlloyConfig, ConfigError, LabLimitError, PodContext, TargetsRef, load
 from lab.collectors.network import PodNetwork, Route, address_rules
 from lab.collectors.podfs import ClusterFiles, PodFiles, PodSpecError
 from lab.collectors.surfaces import AlloyState, AlloySurface, ComponentHealth, OtelState, OtelSurface, Peer
@@ -149,6 +149,7 @@ class _Replica:
     load_failures: int = 0
     reload: bool = True
     agent: _Agent | None = None
+    exited: bool = False  # the initial load failed as it would for Alloy itself: the process exits
 
 
 @dataclass
@@ -167,6 +168,7 @@ class _Collector:
     error: str
     surface: OtelSurface | None = None
     routes: dict[str, Route] = field(default_factory=dict)
+    exited: bool = False  # otelcol itself would refuse this configuration and exit
 
 
 @dataclass
@@ -197,6 +199,10 @@ class CollectorsRuntime:
         self.ready_timeout = ready_timeout
         self.alloy: dict[tuple[str, str], _AlloySet] = {}
         self.otel: dict[tuple[str, str], _OtelSet] = {}
+        # Pods (uid) whose collector process started (its configuration loaded, or only the lab
+        # cannot run it); a collector pod is never ready before that, nor once its process exited.
+        self._started: frozenset[str] = frozenset()
+        self.on_readiness_change: Callable[[], None] = lambda: None
         self._dirty = threading.Event()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -258,13 +264,28 @@ class CollectorsRuntime:
             self._drop_alloy(key)
         for key in [k for k in self.otel if k not in {_key(d) for d in daemonsets}]:
             self._drop_otel(key)
-        if not statefulsets and not daemonsets:
-            return  # nothing deployed: spare the cluster-wide snapshot
-        snapshot = self._snapshot()
-        for sts in statefulsets:
-            self._reconcile_alloy(sts, snapshot)
-        for ds in daemonsets:
-            self._reconcile_otel(ds, snapshot)
+        if statefulsets or daemonsets:  # nothing deployed: spare the cluster-wide snapshot
+            snapshot = self._snapshot()
+            for sts in statefulsets:
+                self._reconcile_alloy(sts, snapshot)
+            for ds in daemonsets:
+                self._reconcile_otel(ds, snapshot)
+        self._publish_starts()
+
+    def may_be_ready(self, pod: dict) -> bool:
+        """Readiness gate for the lab's kubelets (lock-free: read while the controllers hold theirs)."""
+        if not (_container(pod, ALLOY_IMAGE) or _container(pod, OTEL_IMAGE)):
+            return True
+        return pod["metadata"].get("uid") in self._started
+
+    def _publish_starts(self) -> None:
+        started = frozenset(
+            [r.incarnation[0] for s in self.alloy.values() for r in s.replicas.values() if not r.exited]
+            + [c.incarnation[0] for s in self.otel.values() for c in s.collectors.values() if not c.exited]
+        )
+        if started != self._started:
+            self._started = started
+            self.on_readiness_change()
 
     def network_rules(self) -> list[dict[str, Any]]:
         routes = {**self.network.routes(), "kubernetes.default.svc:443": Route(self.api_address)}
@@ -337,9 +358,10 @@ class CollectorsRuntime:
             Translator(config, kubesd.Snapshot(), "", files.host_path, Path(), Path(), True).check()
         except ConfigError as error:
             self._failed(replica, pod, str(error), config, error.component)
+            replica.exited = replica.sources is None and not isinstance(error, LabLimitError)
             return
         replica.sources, replica.config_hash = sources, config_hash
-        replica.error, replica.failed_components = "", ()
+        replica.error, replica.failed_components, replica.exited = "", (), False
 
     def _failed(self, replica: _Replica, pod: str, message: str, config: AlloyConfig | None, component: str) -> None:
         replica.load_failures += 1
@@ -510,7 +532,7 @@ class CollectorsRuntime:
             return current
         if current is not None:
             self._stop_collector(current)
-        plan, error = None, ""
+        plan, error, exited = None, "", False
         try:
             files = PodFiles(pod, container, self.cluster_files, self._otel_dir(key) / name / "root")
             files.materialize()
@@ -519,9 +541,9 @@ class CollectorsRuntime:
             route = f"o{len(state.collectors)}-{incarnation[1][-6:]}"
             plan = otel.translate(config, name, pod["status"]["podIP"], route, self.tenant_routing)
         except (ConfigError, PodSpecError, OSError) as exc:
-            error = str(exc)
+            error, exited = str(exc), not isinstance(exc, LabLimitError)
             log.error("otel collector %s: the lab cannot run this configuration: %s", name, error)
-        collector = _Collector(incarnation, plan, error)
+        collector = _Collector(incarnation, plan, error, exited=exited)
         if plan is not None:
             ip = pod["status"]["podIP"]
             extensions = plan.extensions

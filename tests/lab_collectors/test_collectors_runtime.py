@@ -8,6 +8,7 @@ Mimir front and HTTP through the API server's pod proxy.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import threading
@@ -272,3 +273,36 @@ def test_a_configuration_the_lab_cannot_run_is_reported_naming_the_component(lab
     reload = lab.post(f"/api/v1/namespaces/{NAMESPACE}/pods/alloy-0:12345/proxy/-/reload")
     assert (reload.status_code, reload.text.strip()) == (200, "config reloaded")
     assert "alloy_config_last_load_successful 1" in lab.proxy("alloy-0", 12345, "/metrics").text
+
+
+def test_a_rollout_to_a_configuration_alloy_rejects_stalls_on_the_first_replica(lab: SmallLab) -> None:
+    objects = alloy_objects(lab.config_files)
+    config_map = next(obj for obj in objects if obj["kind"] == "ConfigMap")
+    statefulset = next(obj for obj in objects if obj["kind"] == "StatefulSet")
+    rolled = json.loads(json.dumps(statefulset))
+    rolled["spec"]["template"]["metadata"]["annotations"] = {"alloy-migration.io/config-sha256": "broken"}
+    sts_path = f"/apis/apps/v1/namespaces/{NAMESPACE}/statefulsets/alloy"
+    lab.apply({**config_map, "data": {**lab.config_files, "zz_lab.alloy": 'prometheus.relabel "x" {\n'}})
+    lab.apply(rolled)
+    try:
+        wait_for(lambda: lab.get(sts_path).json()["status"].get("updatedReplicas") == 1, 20, "alloy-2 replaced")
+        time.sleep(2)  # longer than the lab's pod start: a replica that loads its configuration is ready by now
+        status = lab.get(sts_path).json()["status"]
+        assert (status.get("readyReplicas", 0), status["updatedReplicas"]) == (2, 1), status
+        assert lab.proxy("alloy-2", 12345, "/-/ready").status_code == 503
+        failing = next(c for c in lab.status()["components"] if c["name"] == "alloy/monitoring/alloy-2")
+        assert not failing["healthy"] and "zz_lab.alloy:2:1" in failing["detail"], failing
+    finally:
+        lab.apply(config_map)
+        lab.apply(statefulset)
+        # Kubernetes' forced rollback: reverting the template does not replace a pod that never got
+        # ready; it has to be deleted (StatefulSet docs, "Forced rollback").
+        lab.delete(f"/api/v1/namespaces/{NAMESPACE}/pods/alloy-2")
+    wait_for(
+        lambda: (
+            lab.get(sts_path).json()["status"].get("readyReplicas") == 3
+            and lab.get(sts_path).json()["status"].get("updatedReplicas") == 3
+        ),
+        30,
+        "the rollout completing with the valid configuration",
+    )
