@@ -18,6 +18,8 @@ description:
     C(K8S_AUTH_*) environment fallbacks.
   - Fails when the answer's status is not in I(status_code), naming the pod, port and path and what was
     answered (the API server's own message when it could not reach the pod). Every call has a timeout.
+  - With I(pods), asks every pod in one task (one answer each in RV(responses)) and fails naming each pod
+    that did not answer as expected; an C(until) loop then retries the whole set at once.
   - Read-only, so it runs in check mode too and never reports a change.
   - Needs the C(get) verb on C(pods/proxy) in the namespace.
 extends_documentation_fragment:
@@ -28,9 +30,12 @@ options:
     type: str
     required: true
   pod:
-    description: Name of the pod.
+    description: Name of the pod. Exactly one of I(pod) and I(pods) is required.
     type: str
-    required: true
+  pods:
+    description: Names of several pods, asked in turn with the same request.
+    type: list
+    elements: str
   port:
     description: Container port to reach (a number; the pod proxy does not resolve port names).
     type: int
@@ -87,6 +92,18 @@ EXAMPLES = r"""
     path: /api/v0/web/peers
   register: peers   # peers.json is the decoded list
 
+- name: Ask every replica at once, retrying the whole set until all are ready
+  k8s_pod_proxy:
+    kubeconfig: "{{ migration_kubeconfig }}"
+    namespace: monitoring
+    pods: [alloy-0, alloy-1, alloy-2]
+    port: 12345
+    path: /-/ready
+  register: ready_all
+  until: ready_all is succeeded
+  retries: 30
+  delay: 2
+
 - name: Read whether the configuration loaded
   k8s_pod_proxy:
     kubeconfig: "{{ migration_kubeconfig }}"
@@ -126,9 +143,17 @@ samples:
   sample: {"alloy_config_last_load_successful": [{"labels": {}, "value": 1.0}]}
 api_path:
   description: The API server path that was requested.
-  returned: always
+  returned: with I(pod)
   type: str
   sample: /api/v1/namespaces/monitoring/pods/alloy-0:12345/proxy/-/ready
+responses:
+  description:
+    - With I(pods), one entry per pod in the order given - C(pod), C(api_path), C(status), C(body), C(json),
+      C(content_type), C(samples) as above, C(ok) (the status is in I(status_code)) and C(error) (why there
+      was no answer, or null).
+  returned: with I(pods)
+  type: list
+  elements: dict
 """
 
 import copy
@@ -162,7 +187,8 @@ except ImportError:
 
 PROXY_ARGS: dict[str, Any] = {
     "namespace": {"type": "str", "required": True},
-    "pod": {"type": "str", "required": True},
+    "pod": {"type": "str"},
+    "pods": {"type": "list", "elements": "str"},
     "port": {"type": "int", "required": True},
     "path": {"type": "str", "default": "/"},
     "query": {"type": "dict"},
@@ -179,36 +205,68 @@ def argument_spec() -> dict[str, Any]:
     return spec
 
 
-def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if IMPORT_ERROR:
-        module.fail_json(msg=missing_required_lib("kubernetes.core (the ansible package)"), exception=IMPORT_ERROR)
-    if KUBERNETES_ERROR:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_ERROR)
+def ask(module: AnsibleModule, client, pod: str) -> dict[str, Any]:
+    """One pod's answer as a result dict; `ok` says whether its status is an expected one."""
     params = module.params
-    target = ProxyTarget(params["namespace"], params["pod"], params["port"], params["path"], params["scheme"])
-    api_path = target.api_path(params["query"])
-    if params["timeout"] <= 0:
-        module.fail_json(msg=f"timeout must be more than 0, got {params['timeout']}", api_path=api_path)
+    target = ProxyTarget(params["namespace"], pod, params["port"], params["path"], params["scheme"])
+    outcome: dict[str, Any] = {"pod": pod, "api_path": target.api_path(params["query"])}
     try:
         target.validate()
-        response = proxy_get(api_client(module), target, params["query"], params["timeout"])
-    except ValueError as error:
-        module.fail_json(msg=str(error), api_path=api_path)
-    except PodProxyError as error:
-        module.fail_json(msg=f"{target.describe()}: {error}", api_path=api_path)
-    outcome = {
-        "changed": False,
-        "api_path": api_path,
+        response = proxy_get(client, target, params["query"], params["timeout"])
+    except (ValueError, PodProxyError) as error:
+        return outcome | {
+            "ok": False,
+            "error": f"{target.describe()}: {error}" if isinstance(error, PodProxyError) else str(error),
+            "status": None,
+            "body": "",
+            "json": None,
+            "samples": {},
+        }
+    outcome |= {
         "status": response.status,
         "body": response.body,
         "json": response.json(),
         "content_type": response.content_type,
         "samples": parse_samples(response.body, params["metric_names"]),
+        "ok": response.status in params["status_code"],
+        "error": None,
     }
-    if response.status not in params["status_code"]:
-        module.fail_json(msg=failure_message(target, response, params["status_code"]), **outcome)
-    module.exit_json(**outcome)
+    if not outcome["ok"]:
+        outcome["error"] = failure_message(target, response, params["status_code"])
+    return outcome
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        required_one_of=[("pod", "pods")],
+        mutually_exclusive=[("pod", "pods")],
+    )
+    if IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("kubernetes.core (the ansible package)"), exception=IMPORT_ERROR)
+    if KUBERNETES_ERROR:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_ERROR)
+    params = module.params
+    if params["timeout"] <= 0:
+        module.fail_json(msg=f"timeout must be more than 0, got {params['timeout']}")
+    try:
+        client = api_client(module)
+    except PodProxyError as error:
+        module.fail_json(msg=str(error))
+    if params["pods"] is not None:
+        responses = [ask(module, client, pod) for pod in params["pods"]]
+        failed = [answer["error"] for answer in responses if not answer["ok"]]
+        if failed:
+            module.fail_json(msg="; ".join(failed), changed=False, responses=responses)
+        module.exit_json(changed=False, responses=responses)
+    answer = ask(module, client, params["pod"])
+    outcome = {key: value for key, value in answer.items() if key not in ("pod", "ok", "error")}
+    if answer["status"] is None:
+        module.fail_json(msg=answer["error"], api_path=answer["api_path"])
+    if not answer["ok"]:
+        module.fail_json(msg=answer["error"], changed=False, **outcome)
+    module.exit_json(changed=False, **outcome)
 
 
 if __name__ == "__main__":

@@ -149,6 +149,31 @@ def test_a_not_ready_replica_fails_with_its_own_answer_unless_that_status_is_acc
     assert accepted.status == "ok" and accepted.result["status"] == 503
 
 
+def test_several_pods_are_asked_in_one_call_and_each_failure_is_named(fake_api: FakeApi):
+    run = call(fake_api, pods=["alloy-0", "alloy-1", "gone-0"], path="/-/ready")
+    one = call(fake_api, pods=["alloy-0"], path="/-/ready")
+
+    assert run.status == "failed"
+    assert [r["pod"] for r in run.result["responses"]] == ["alloy-0", "alloy-1", "gone-0"]
+    assert [r["status"] for r in run.result["responses"]] == [200, 503, 503]
+    assert [r["ok"] for r in run.result["responses"]] == [True, False, False]
+    assert "alloy-0" not in run.result["msg"]
+    assert "pod monitoring/alloy-1 port 12345 path /-/ready: expected status 200, it answered 503" in run.result["msg"]
+    assert (
+        "pod monitoring/gone-0 port 12345 path /-/ready: expected status 200, the API server answered 503"
+        in (run.result["msg"])
+    )
+    assert one.status == "ok" and one.result["responses"][0]["body"] == "Alloy is ready.\n"
+
+
+def test_pod_and_pods_are_exclusive(fake_api: FakeApi):
+    both = call(fake_api, pod="alloy-0", pods=["alloy-1"])
+    neither = call(fake_api)
+
+    assert both.status == "failed" and "mutually exclusive" in both.result["msg"]
+    assert neither.status == "failed" and "one of the following is required" in neither.result["msg"]
+
+
 def test_an_unreachable_pod_reports_the_api_servers_reason(fake_api: FakeApi):
     run = call(fake_api, pod="gone-0", path="/-/ready")
 
