@@ -21,7 +21,13 @@ description:
     selectors, or an RFC 6902 patch that tests each entry before removing it in a single-document configuration).
   - In check mode it runs C(talosctl patch mc --dry-run) and reports the configuration diff talosctl printed.
     Secrets in diff context lines (tokens, keys) are redacted.
-  - The module does not wait for a reboot; the caller waits for the node when I(reboot_required) is true.
+  - With I(wait) the module returns only once the node runs the change and is healthy, probing it every
+    I(wait_interval) seconds for at most I(wait_timeout) seconds: a new boot ID when Talos rebooted the node
+    (the ID read just before the patch must change), the CRI service C(Running) with health C(OK), the wanted
+    containerd metrics address in effect (none for I(state=absent)), and for a control-plane node its etcd member
+    present, not a learner, without errors, among I(etcd_members) members. With nothing to change it still checks
+    the node (a rollout resuming after an interruption). On timeout it fails with what was last seen.
+  - Without I(wait) the module does not wait for a reboot; the caller waits when I(reboot_required) is true.
 options:
   node:
     description: The node to patch, as C(talosctl --nodes) takes it (address or name).
@@ -61,6 +67,21 @@ options:
     description: Seconds allowed for each talosctl call.
     type: int
     default: 60
+  wait:
+    description: Return only once the node is healthy with the change in effect (see the description).
+    type: bool
+    default: false
+  wait_timeout:
+    description: Seconds I(wait) allows for the node to come back and be healthy.
+    type: int
+    default: 900
+  wait_interval:
+    description: Seconds between two probes of the node while waiting.
+    type: float
+    default: 0.5
+  etcd_members:
+    description: For a control-plane node, the number of etcd members it must see before I(wait) is satisfied.
+    type: int
 notes:
   - Runs on the controller (Talos nodes have no Python); delegate to localhost.
 author:
@@ -80,6 +101,15 @@ EXAMPLES = r"""
     node: "{{ ansible_host }}"
     talosconfig: "{{ talos_talosconfig }}"
     state: absent
+  delegate_to: localhost
+
+- name: Enable it on a control-plane node and wait until it is back, healthy, with etcd whole
+  talos_machineconfig:
+    node: "{{ ansible_host }}"
+    talosconfig: "{{ talos_talosconfig }}"
+    wait: true
+    wait_timeout: 900
+    etcd_members: 3
   delegate_to: localhost
 """
 
@@ -119,6 +149,25 @@ stderr_lines:
   type: list
   elements: str
   sample: ["patched MachineConfigs.config.talos.dev/v1alpha1 at the node 10.5.0.3", "Applied configuration without a reboot"]
+boot_id_before:
+  description: The node's boot ID read just before the patch (with I(wait) and a patch to apply).
+  returned: when wait is true and a patch was applied
+  type: str
+rebooted:
+  description: Whether the node came back with another boot ID than before the patch.
+  returned: when wait is true
+  type: bool
+health:
+  description:
+    - The last observation of the node while waiting; C(unmet) lists what was not true yet (empty when healthy).
+  returned: when wait is true
+  type: dict
+  sample: {"boot_id": "3f6c1f0e-5d1c-4bd2-9d3e-6a1b2c3d4e5f", "cri": {"state": "Running", "health": "OK"},
+           "containerd_metrics_address": "127.0.0.1:11234", "etcd": null, "unmet": []}
+waited:
+  description: Seconds spent waiting for the node.
+  returned: when wait is true
+  type: float
 diff:
   description: The configuration diff talosctl computed in a dry run (redacted).
   returned: when diff mode is on and a patch was needed
@@ -126,66 +175,35 @@ diff:
   sample: {"prepared": "--- a\n+++ b\n@@ -40,3 +40,8 @@\n..."}
 """
 
-import contextlib
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.talos import (
+    HealthTarget,
     MetricsAddressError,
+    MetricsPlan,
     PatchOutcome,
     PlanError,
     TalosctlError,
     TalosctlResult,
     TalosNode,
     TalosVersion,
-    active_config,
     check_metrics_address,
+    failure_message,
+    is_control_plane,
+    observe_health,
     parse_patch_output,
-    parse_server_version,
+    patch_files,
+    patch_node,
     plan_metrics,
+    read_boot_id,
+    read_config,
+    read_version,
+    residual_metrics_address,
+    wait_for_health,
 )
 
-_IMMEDIATE_MODE_HINT = (
-    "Up to Talos 1.13 containerd reads its CRI customization at boot only: use mode auto (Talos reboots the node) "
-    "or staged (reboot it afterwards)."
-)
-
-
-def read_node(talos: TalosNode) -> tuple[TalosVersion, list[dict[str, Any]]]:
-    version = parse_server_version(talos.run("version", "--short").stdout)
-    return version, active_config(talos.run("get", "machineconfig", "-o", "yaml").stdout)
-
-
-@contextlib.contextmanager
-def patch_files(patches: tuple[str, ...]) -> Iterator[list[str]]:
-    """The patches as files, for `-p @file`: never on the command line, where `ps` would show them."""
-    with tempfile.TemporaryDirectory(prefix="talos-patch-") as directory:
-        paths = []
-        for index, text in enumerate(patches):
-            path = Path(directory) / f"{index:02d}.yaml"
-            path.write_text(text)
-            paths.append(str(path))
-        yield paths
-
-
-def patch_node(talos: TalosNode, files: list[str], mode: str, dry_run: bool) -> TalosctlResult:
-    args = ["patch", "machineconfig"]
-    for path in files:
-        args += ["--patch", f"@{path}"]
-    args += ["--mode", mode]
-    if dry_run:
-        args.append("--dry-run")
-    return talos.run(*args)
-
-
-def failure_message(node: str, exc: TalosctlError) -> str:
-    message = f"talosctl failed on node {node}: {exc.command}\n{exc.stderr.strip()}"
-    if "can't be applied in immediate mode" in exc.stderr:
-        message += f"\n{_IMMEDIATE_MODE_HINT}"
-    return message
+WAIT_MODES = ("auto", "no-reboot")
 
 
 def outcome_fields(outcome: PatchOutcome, result: TalosctlResult) -> dict[str, Any]:
@@ -195,6 +213,56 @@ def outcome_fields(outcome: PatchOutcome, result: TalosctlResult) -> dict[str, A
 def stderr_fields(stderr: str) -> dict[str, Any]:
     """Ansible's convention: `stderr` a string, `stderr_lines` its lines."""
     return {"stderr": stderr, "stderr_lines": stderr.splitlines()}
+
+
+def wanted_address(params: dict[str, Any], docs: list[dict[str, Any]], version: TalosVersion) -> str | None:
+    """The address that must be in effect once the plan is applied."""
+    if params["state"] == "present":
+        return params["metrics_address"]
+    return residual_metrics_address(docs, version)
+
+
+def wait_until_healthy(
+    module: AnsibleModule,
+    talos: TalosNode,
+    version: TalosVersion,
+    docs: list[dict[str, Any]],
+    boot_before: str | None,
+    result: dict[str, Any],
+) -> dict[str, Any]:
+    params = module.params
+    target = HealthTarget(wanted_address(params, docs, version), boot_before, params["etcd_members"])
+    control_plane = is_control_plane(docs)
+    health, waited = wait_for_health(
+        lambda: observe_health(talos, version, control_plane, target), params["wait_timeout"], params["wait_interval"]
+    )
+    fields = {
+        "health": health.as_dict(),
+        "waited": round(waited, 2),
+        "rebooted": boot_before is not None and health.boot_id not in (None, boot_before),
+    }
+    if health.unmet:
+        module.fail_json(
+            msg=f"node {talos.node}: not healthy {waited:.0f} s after the change; last seen: {'; '.join(health.unmet)}",
+            **result,
+            **fields,
+        )
+    return fields
+
+
+def apply_plan(module: AnsibleModule, talos: TalosNode, plan: MetricsPlan, result: dict[str, Any]) -> dict[str, Any]:
+    """Preview (check or diff mode) and apply the patches; the fields that describe what happened."""
+    params = module.params
+    with patch_files(plan.patches) as files:
+        if module.check_mode or module._diff:
+            preview = patch_node(talos, files, params["mode"], dry_run=True)
+            predicted = parse_patch_output(preview.stderr_lines)
+            if module._diff:
+                result["diff"] = {"prepared": predicted.diff or ""}
+            if module.check_mode:
+                module.exit_json(**{**result, **outcome_fields(predicted, preview)})
+        applied = patch_node(talos, files, params["mode"], dry_run=False)
+    return outcome_fields(parse_patch_output(applied.stderr_lines), applied)
 
 
 def main() -> None:
@@ -208,11 +276,21 @@ def main() -> None:
             "allow_non_loopback": {"type": "bool", "default": False},
             "mode": {"type": "str", "choices": ["auto", "no-reboot", "staged", "try"], "default": "auto"},
             "timeout": {"type": "int", "default": 60},
+            "wait": {"type": "bool", "default": False},
+            "wait_timeout": {"type": "int", "default": 900},
+            "wait_interval": {"type": "float", "default": 0.5},
+            "etcd_members": {"type": "int"},
         },
         supports_check_mode=True,
     )
     params = module.params
     node = params["node"]
+    if params["wait"] and params["mode"] not in WAIT_MODES:
+        module.fail_json(
+            msg=f"node {node}: wait needs mode auto or no-reboot; with mode {params['mode']} the change does not take "
+            "effect by itself (staged waits for a reboot nobody starts, try reverts)",
+            node=node,
+        )
     if params["state"] == "present":
         try:
             check_metrics_address(params["metrics_address"], params["allow_non_loopback"])
@@ -221,7 +299,7 @@ def main() -> None:
     binary = params["talosctl_path"] or module.get_bin_path("talosctl", required=True)
     talos = TalosNode(node, params["talosconfig"], binary, params["timeout"])
     try:
-        version, docs = read_node(talos)
+        version, docs = read_version(talos), read_config(talos)
     except TalosctlError as exc:
         module.fail_json(msg=failure_message(node, exc), node=node, rc=exc.rc, **stderr_fields(exc.stderr))
     except ValueError as exc:
@@ -241,22 +319,23 @@ def main() -> None:
         "patches": list(plan.patches),
         **stderr_fields(""),
     }
-    if not plan.patches:
-        module.exit_json(**result)
-    try:
-        with patch_files(plan.patches) as files:
-            if module.check_mode or module._diff:
-                preview = patch_node(talos, files, params["mode"], dry_run=True)
-                predicted = parse_patch_output(preview.stderr_lines)
-                if module._diff:
-                    result["diff"] = {"prepared": predicted.diff or ""}
-                if module.check_mode:
-                    module.exit_json(**{**result, **outcome_fields(predicted, preview)})
-            applied = patch_node(talos, files, params["mode"], dry_run=False)
-    except TalosctlError as exc:
-        failure = {**result, "rc": exc.rc, "command": exc.command, **stderr_fields(exc.stderr)}
-        module.fail_json(msg=failure_message(node, exc), **failure)
-    module.exit_json(**{**result, **outcome_fields(parse_patch_output(applied.stderr_lines), applied)})
+    wait = params["wait"] and not module.check_mode
+    boot_before = None
+    if plan.patches:
+        if wait:
+            boot_before, problem = read_boot_id(talos)
+            if problem:
+                module.fail_json(msg=f"node {node}: cannot read the boot ID to wait on: {problem}", **result)
+            result["boot_id_before"] = boot_before
+        try:
+            result.update(apply_plan(module, talos, plan, result))
+        except TalosctlError as exc:
+            failure = {**result, "rc": exc.rc, "command": exc.command, **stderr_fields(exc.stderr)}
+            module.fail_json(msg=failure_message(node, exc), **failure)
+    if wait:
+        boot_changing = boot_before if result["reboot_required"] else None
+        result.update(wait_until_healthy(module, talos, version, docs, boot_changing, result))
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

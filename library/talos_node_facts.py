@@ -99,59 +99,19 @@ etcd:
            "errors": "", "members": [{"id": "4bced57497dcb644", "hostname": "cp-1", "learner": false}], "error": null}
 """
 
-from typing import Any
-
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.talos import (
-    BOOT_ID_PATH,
     TalosctlError,
     TalosNode,
-    active_config,
     effective_metrics_address,
     is_control_plane,
     machine_type,
-    parse_server_version,
-    parse_service_view,
-    parse_table,
+    read_boot_id,
+    read_config,
+    read_cri,
+    read_etcd,
+    read_version,
 )
-
-
-def read_boot_id(talos: TalosNode) -> tuple[str | None, str | None]:
-    """(boot id, None) or (None, why it could not be read)."""
-    try:
-        return talos.run("read", BOOT_ID_PATH).stdout.strip() or None, None
-    except TalosctlError as exc:
-        first_line = next((line for line in exc.stderr.splitlines() if line.strip()), f"exit code {exc.rc}")
-        return None, f"{exc.command}: {first_line}"
-
-
-def read_cri(talos: TalosNode) -> dict[str, str | None]:
-    view = parse_service_view(talos.run("service", "cri").stdout)
-    return {"state": view.get("STATE"), "health": view.get("HEALTH")}
-
-
-def read_etcd(talos: TalosNode) -> dict[str, Any]:
-    try:
-        status = parse_table(talos.run("etcd", "status").stdout)
-        members = parse_table(talos.run("etcd", "members").stdout)
-    except TalosctlError as exc:
-        return {**etcd_fields(None, []), "error": exc.stderr.strip() or f"{exc.command}: exit code {exc.rc}"}
-    row = next((r for r in status if r.get("NODE") == talos.node), status[0] if status else None)
-    return {**etcd_fields(row, members), "error": None}
-
-
-def etcd_fields(row: dict[str, str] | None, members: list[dict[str, str]]) -> dict[str, Any]:
-    row = row or {}
-    return {
-        "member_id": row.get("MEMBER"),
-        "leader_id": row.get("LEADER"),
-        "is_leader": bool(row) and row.get("MEMBER") == row.get("LEADER"),
-        "learner": row.get("LEARNER") == "true",
-        "errors": row.get("ERRORS", ""),
-        "members": [
-            {"id": m.get("ID"), "hostname": m.get("HOSTNAME"), "learner": m.get("LEARNER") == "true"} for m in members
-        ],
-    }
 
 
 def main() -> None:
@@ -169,8 +129,8 @@ def main() -> None:
     binary = params["talosctl_path"] or module.get_bin_path("talosctl", required=True)
     talos = TalosNode(node, params["talosconfig"], binary, params["timeout"])
     try:
-        version = parse_server_version(talos.run("version", "--short").stdout)
-        docs = active_config(talos.run("get", "machineconfig", "-o", "yaml").stdout)
+        version = read_version(talos)
+        docs = read_config(talos)
         cri = read_cri(talos)
     except TalosctlError as exc:
         module.fail_json(

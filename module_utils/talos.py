@@ -11,15 +11,19 @@ The containerd metrics listener is enabled differently per Talos version (sidero
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import re
 import shlex
 import subprocess
+import tempfile
+import time
 import tomllib
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -379,6 +383,28 @@ def effective_metrics_address(docs: list[Document], version: TalosVersion) -> st
     return address
 
 
+def residual_metrics_address(docs: list[Document], version: TalosVersion) -> str | None:
+    """The address still in effect once this module's own settings are gone (a foreign CRI file may keep one)."""
+    main = main_document(docs)
+    machine = dict(main.get("machine") or {})
+    machine["files"] = [
+        entry
+        for entry in machine.get("files") or []
+        if not (
+            isinstance(entry, dict)
+            and entry.get("path") == CRI_CUSTOMIZATION_PATH
+            and fragment_sets_only_metrics(str(entry.get("content", "")))
+        )
+    ]
+    remaining = [{**main, "machine": machine}] + [
+        doc
+        for doc in docs
+        if doc is not main
+        and not (doc.get("kind") == CRI_CUSTOMIZATION_KIND and doc.get("name") == METRICS_DOCUMENT_NAME)
+    ]
+    return effective_metrics_address(remaining, version)
+
+
 def metrics_setting_present(docs: list[Document], version: TalosVersion, address: str) -> bool:
     """Whether the configuration already holds exactly the wanted setting, by this version's mechanism."""
     wanted = metrics_fragment(version, address)
@@ -398,11 +424,16 @@ class PlanError(ValueError):
 
 @dataclass(frozen=True)
 class MetricsPlan:
-    """The `talosctl patch mc` patches (applied in order) that reach the wanted state; none: nothing to do."""
+    """The `talosctl patch mc` patches (applied in order) that reach the wanted state; none: nothing to do.
+
+    `reboot_expected`: a patch changes `machine.files`, which Talos writes at boot only, so applying the
+    plan reboots the node (mode auto); document-only plans apply live from 1.14.
+    """
 
     mechanism: Mechanism
     patches: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    reboot_expected: bool = False
 
 
 def plan_metrics(docs: list[Document], version: TalosVersion, state: str, address: str) -> MetricsPlan:
@@ -422,7 +453,8 @@ def plan_metrics(docs: list[Document], version: TalosVersion, state: str, addres
             "other CRI settings; containerd reads a single file there, so merge the metrics table into that entry "
             "by hand (or move the other settings to Talos 1.14+ CRICustomizationConfig documents)"
         )
-    return MetricsPlan(mechanism, (*file_removal_patches(docs, entries), metrics_file_patch(wanted)))
+    patches = (*file_removal_patches(docs, entries), metrics_file_patch(wanted))
+    return MetricsPlan(mechanism, patches, reboot_expected=True)
 
 
 def _plan_absent(docs: list[Document], mechanism: Mechanism) -> MetricsPlan:
@@ -431,14 +463,15 @@ def _plan_absent(docs: list[Document], mechanism: Mechanism) -> MetricsPlan:
         patches.append(metrics_document_delete_patch())
     entries = cri_files(docs)
     owned = [entry for entry in entries if entry.metrics_only]
-    patches += file_removal_patches(docs, owned)
+    removals = file_removal_patches(docs, owned)
+    patches += removals
     notes = tuple(
         f"machine.files entry {entry.index} for {CRI_CUSTOMIZATION_PATH} holds other CRI settings and was left "
         f"in place; it sets the metrics address to {fragment_metrics_address(entry.content)!r}"
         for entry in entries
         if not entry.metrics_only and fragment_metrics_address(entry.content) is not None
     )
-    return MetricsPlan(mechanism, tuple(patches), notes)
+    return MetricsPlan(mechanism, tuple(patches), notes, reboot_expected=bool(removals))
 
 
 def metrics_file_patch(fragment: str) -> str:
@@ -562,3 +595,240 @@ def parse_service_view(stdout: str) -> dict[str, str]:
         if label in {"NODE", "ID", "STATE", "HEALTH"} and label not in view:
             view[label] = value.strip()
     return view
+
+
+# --- applying a patch ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def patch_files(patches: Sequence[str]) -> Iterator[list[str]]:
+    """The patches as files, for `-p @file`: never on the command line, where `ps` would show them."""
+    with tempfile.TemporaryDirectory(prefix="talos-patch-") as directory:
+        paths = []
+        for index, text in enumerate(patches):
+            path = Path(directory) / f"{index:02d}.yaml"
+            path.write_text(text)
+            paths.append(str(path))
+        yield paths
+
+
+def patch_node(talos: TalosNode, files: list[str], mode: str, dry_run: bool) -> TalosctlResult:
+    args = ["patch", "machineconfig"]
+    for path in files:
+        args += ["--patch", f"@{path}"]
+    args += ["--mode", mode]
+    if dry_run:
+        args.append("--dry-run")
+    return talos.run(*args)
+
+
+def preview_patches(talos: TalosNode, patches: Sequence[str], mode: str) -> tuple[PatchOutcome, TalosctlResult]:
+    """`talosctl patch mc --dry-run`: what Talos would do with the patches (nothing is changed)."""
+    with patch_files(patches) as files:
+        result = patch_node(talos, files, mode, dry_run=True)
+    return parse_patch_output(result.stderr_lines), result
+
+
+IMMEDIATE_MODE_HINT = (
+    "Up to Talos 1.13 containerd reads its CRI customization at boot only: use mode auto (Talos reboots the node) "
+    "or staged (reboot it afterwards)."
+)
+
+
+def failure_message(node: str, exc: TalosctlError) -> str:
+    message = f"talosctl failed on node {node}: {exc.command}\n{exc.stderr.strip()}"
+    if "can't be applied in immediate mode" in exc.stderr:
+        message += f"\n{IMMEDIATE_MODE_HINT}"
+    return message
+
+
+# --- reading a node --------------------------------------------------------------------------------
+
+
+def read_version(talos: TalosNode) -> TalosVersion:
+    return parse_server_version(talos.run("version", "--short").stdout)
+
+
+def read_config(talos: TalosNode) -> list[Document]:
+    return active_config(talos.run("get", "machineconfig", "-o", "yaml").stdout)
+
+
+def read_boot_id(talos: TalosNode) -> tuple[str | None, str | None]:
+    """(boot id, None) or (None, why it could not be read)."""
+    try:
+        return talos.run("read", BOOT_ID_PATH).stdout.strip() or None, None
+    except TalosctlError as exc:
+        return None, f"{exc.command}: {first_line(exc)}"
+
+
+def first_line(exc: TalosctlError) -> str:
+    return next((line for line in exc.stderr.splitlines() if line.strip()), f"exit code {exc.rc}")
+
+
+def read_cri(talos: TalosNode) -> dict[str, str | None]:
+    view = parse_service_view(talos.run("service", "cri").stdout)
+    return {"state": view.get("STATE"), "health": view.get("HEALTH")}
+
+
+def read_etcd(talos: TalosNode) -> dict[str, Any]:
+    """This node's etcd member and the members it knows; talosctl's message in `error` when unreadable."""
+    try:
+        status = parse_table(talos.run("etcd", "status").stdout)
+        members = parse_table(talos.run("etcd", "members").stdout)
+    except TalosctlError as exc:
+        return {**etcd_fields(None, []), "error": exc.stderr.strip() or f"{exc.command}: exit code {exc.rc}"}
+    row = next((r for r in status if r.get("NODE") == talos.node), status[0] if status else None)
+    return {**etcd_fields(row, members), "error": None}
+
+
+def etcd_fields(row: dict[str, str] | None, members: list[dict[str, str]]) -> dict[str, Any]:
+    row = row or {}
+    return {
+        "member_id": row.get("MEMBER"),
+        "leader_id": row.get("LEADER"),
+        "is_leader": bool(row) and row.get("MEMBER") == row.get("LEADER"),
+        "learner": row.get("LEARNER") == "true",
+        "errors": row.get("ERRORS", ""),
+        "members": [
+            {"id": m.get("ID"), "hostname": m.get("HOSTNAME"), "learner": m.get("LEARNER") == "true"} for m in members
+        ],
+    }
+
+
+def etcd_problems(etcd: dict[str, Any], expected_members: int | None) -> list[str]:
+    """Why this control-plane node's etcd is not whole yet (empty: healthy)."""
+    if etcd.get("error"):
+        return [f"etcd unreadable: {etcd['error'].splitlines()[0]}"]
+    problems = []
+    if not etcd.get("member_id"):
+        problems.append("etcd: this node has no member")
+    elif etcd.get("learner"):
+        problems.append("etcd: this node's member is still a learner")
+    if etcd.get("errors"):
+        problems.append(f"etcd: the member reports errors: {etcd['errors']}")
+    seen = len(etcd.get("members") or [])
+    if expected_members is not None and seen != expected_members:
+        problems.append(f"etcd: {seen} of {expected_members} members")
+    return problems
+
+
+# --- waiting for a node to be healthy after a change -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HealthTarget:
+    """What a node must show before a rolling change may move on.
+
+    `boot_id_before`: a reboot was started, the node must run a boot with another id. `metrics_address`:
+    the containerd metrics address that must be in effect (None: no listener). `etcd_members`: for a
+    control-plane node, how many etcd members it must see.
+    """
+
+    metrics_address: str | None
+    boot_id_before: str | None = None
+    etcd_members: int | None = None
+
+
+@dataclass
+class NodeHealth:
+    """One observation of a node; `unmet` lists what is not true yet (empty: healthy)."""
+
+    unmet: list[str]
+    boot_id: str | None = None
+    cri: dict[str, str | None] | None = None
+    metrics_address: str | None = None
+    etcd: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "boot_id": self.boot_id,
+            "cri": self.cri,
+            "containerd_metrics_address": self.metrics_address,
+            "etcd": self.etcd,
+            "unmet": self.unmet,
+        }
+
+
+def observe_health(talos: TalosNode, version: TalosVersion, control_plane: bool, target: HealthTarget) -> NodeHealth:
+    """Read the node once: boot id first (while it reboots nothing else answers), then CRI, config, etcd."""
+    boot_id, problem = read_boot_id(talos)
+    if boot_id is None:
+        return NodeHealth([f"no answer from the node's Talos API ({problem})"])
+    if target.boot_id_before is not None and boot_id == target.boot_id_before:
+        return NodeHealth([f"still on the boot before the change (boot id {boot_id})"], boot_id)
+    health = NodeHealth([], boot_id)
+    try:
+        health.cri = read_cri(talos)
+        health.metrics_address = effective_metrics_address(read_config(talos), version)
+    except (TalosctlError, ValueError) as exc:
+        health.unmet.append(f"node not readable yet: {exc}")
+        return health
+    if (health.cri["state"], health.cri["health"]) != ("Running", "OK"):
+        health.unmet.append(f"CRI {health.cri['state']}, health {health.cri['health']}")
+    if health.metrics_address != target.metrics_address:
+        health.unmet.append(
+            f"containerd metrics address in effect {health.metrics_address!r}, wanted {target.metrics_address!r}"
+        )
+    if control_plane:
+        health.etcd = read_etcd(talos)
+        health.unmet += etcd_problems(health.etcd, target.etcd_members)
+    return health
+
+
+def wait_for_health(
+    observe: Callable[[], NodeHealth],
+    timeout: float,
+    interval: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[NodeHealth, float]:
+    """Observe until nothing is unmet or `timeout` seconds pass; (last observation, seconds waited)."""
+    start = clock()
+    while True:
+        health = observe()
+        waited = clock() - start
+        if not health.unmet or waited >= timeout:
+            return health, waited
+        sleep(min(interval, timeout - waited))
+
+
+@dataclass
+class NodePlan:
+    """One node as the rollout plan sees it (talos_metrics_plan): what it runs and what it needs."""
+
+    name: str
+    address: str
+    talos_version: str = ""
+    machine_type: str = ""
+    mechanism: str = ""
+    metrics_address: str | None = None
+    patches: int = 0
+    reboot_required: bool = False
+    in_effect: bool = False
+    notes: list[str] = field(default_factory=list)
+    diff: str | None = None
+    etcd: dict[str, Any] | None = None
+    etcd_problems: list[str] = field(default_factory=list)
+
+    @property
+    def control_plane(self) -> bool:
+        return self.machine_type in {"controlplane", "init"}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "address": self.address,
+            "talos_version": self.talos_version,
+            "machine_type": self.machine_type,
+            "control_plane": self.control_plane,
+            "mechanism": self.mechanism,
+            "containerd_metrics_address": self.metrics_address,
+            "configured": self.patches == 0,
+            "in_effect": self.in_effect,
+            "patches": self.patches,
+            "reboot_required": self.reboot_required,
+            "notes": self.notes,
+            "diff": self.diff,
+            "etcd": self.etcd,
+            "etcd_problems": self.etcd_problems,
+        }

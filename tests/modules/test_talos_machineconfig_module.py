@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import talos_machineconfig
 from talos_module_support import (
+    CP,
     W13,
     W14,
     W15,
@@ -223,3 +224,78 @@ def test_through_ansible_playbook_check_then_apply_then_facts(lab: LabTalos, tmp
     assert applied["enable"]["changed"] is True and applied["enable"]["reboot_required"] is False
     assert applied["facts"]["containerd_metrics_address"] == "127.0.0.1:11234"
     assert applied["facts"]["changed"] is False
+
+
+# --- wait: the node back and healthy before the module returns ---------------------------------------
+
+
+def test_wait_on_113_returns_once_the_node_runs_a_new_boot_with_the_setting(lab: LabTalos):
+    boot_before = lab.state("w-13")["boot_id"]
+
+    run = apply(lab, W13, wait=True, wait_interval=0.05, wait_timeout=30)
+
+    assert run.status == "ok", run.result
+    result = run.result
+    assert result["changed"] is True and result["reboot_required"] is True and result["rebooted"] is True
+    assert result["boot_id_before"] == boot_before
+    assert result["health"]["boot_id"] == lab.state("w-13")["boot_id"] != boot_before
+    assert result["health"]["unmet"] == []
+    assert result["health"]["containerd_metrics_address"] == "127.0.0.1:11234"
+    assert lab.state("w-13")["state"] == "running" and lab.state("w-13")["boots"] == 2
+    assert lab.cluster.metrics_address("w-13") == "127.0.0.1:11234"
+
+
+def test_wait_on_114_checks_the_live_change_without_a_reboot(lab: LabTalos):
+    run = apply(lab, W14, wait=True, mode="no-reboot", wait_interval=0.05)
+
+    assert run.status == "ok", run.result
+    assert run.result["rebooted"] is False and run.result["health"]["unmet"] == []
+    assert lab.state("w-14")["boots"] == 1
+
+
+def test_wait_on_the_control_plane_includes_etcd(lab: LabTalos):
+    run = apply(lab, CP, wait=True, etcd_members=1, wait_interval=0.05, wait_timeout=30)
+
+    assert run.status == "ok", run.result
+    assert run.result["rebooted"] is True
+    assert [m["hostname"] for m in run.result["health"]["etcd"]["members"]] == ["cp-1"]
+
+
+def test_wait_with_nothing_to_change_still_checks_the_node(lab: LabTalos):
+    assert apply(lab, W14).result["changed"] is True
+
+    run = apply(lab, W14, wait=True, etcd_members=3)
+
+    assert run.status == "ok", run.result
+    assert run.result["changed"] is False and run.result["rebooted"] is False
+    assert "boot_id_before" not in run.result
+
+
+def test_wait_for_a_node_that_never_returns_fails_with_what_was_last_seen(lab: LabTalos):
+    lab.cluster.inject_fault("w-13", "never_returns")
+
+    run = apply(lab, W13, wait=True, wait_timeout=1, wait_interval=0.1)
+
+    assert run.status == "failed"
+    assert run.result["msg"].startswith(f"node {W13}: not healthy 1 s after the change; last seen: no answer from")
+    assert "connection refused" in run.result["msg"]
+    assert run.result["changed"] is True and run.result["rebooted"] is False
+
+
+def test_wait_on_an_absent_change_waits_for_the_listener_to_be_gone(lab: LabTalos):
+    assert apply(lab, W13, wait=True, wait_interval=0.05, wait_timeout=30).status == "ok"
+
+    run = apply(lab, W13, state="absent", wait=True, wait_interval=0.05, wait_timeout=30)
+
+    assert run.status == "ok", run.result
+    assert run.result["rebooted"] is True and run.result["health"]["containerd_metrics_address"] is None
+    assert lab.cluster.metrics_address("w-13") is None
+
+
+def test_wait_refuses_modes_that_do_not_take_effect_by_themselves(lab: LabTalos):
+    before = lab.config(W13, "persistent")
+
+    run = apply(lab, W13, wait=True, mode="staged")
+
+    assert run.status == "failed" and "wait needs mode auto or no-reboot" in run.result["msg"]
+    assert lab.config(W13, "persistent") == before

@@ -14,22 +14,29 @@ import yaml
 from ansible.module_utils.talos import (
     CRI_CUSTOMIZATION_PATH,
     METRICS_DOCUMENT_NAME,
+    HealthTarget,
     Mechanism,
     MetricsAddressError,
+    NodeHealth,
     PlanError,
+    TalosctlError,
     TalosVersion,
     active_config,
     check_metrics_address,
     effective_metrics_address,
+    etcd_problems,
     metrics_fragment,
     metrics_mechanism,
     metrics_setting_present,
+    observe_health,
     parse_patch_output,
     parse_server_version,
     parse_service_view,
     parse_table,
     plan_metrics,
     redact_secrets,
+    residual_metrics_address,
+    wait_for_health,
 )
 
 from lab.talos.patching import apply_patches, load_patch
@@ -489,3 +496,126 @@ def test_service_view_keeps_the_first_state_and_health_lines():
         "EVENTS   [Running]: Health check successful (2m ago)\n         [Preparing]: Creating service runner (2m ago)\n"
     )
     assert parse_service_view(stdout) == {"NODE": "10.5.0.2", "ID": "cri", "STATE": "Running", "HEALTH": "OK"}
+
+
+# --- reboots, residual settings, health ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("docs", "version", "state", "reboot"),
+    [
+        (config(), V13, "present", True),
+        (config(), V14, "present", False),
+        (config(cri_file()), V13, "absent", True),
+        (config(extra=(metrics_doc(LEGACY_FRAGMENT),)), V14, "absent", False),
+        (config(cri_file(), extra=(metrics_doc(LEGACY_FRAGMENT),)), V14, "absent", True),
+    ],
+)
+def test_a_plan_expects_a_reboot_exactly_when_it_touches_machine_files(docs, version, state, reboot):
+    plan = plan_metrics(docs, version, state, ADDRESS)
+
+    assert plan.patches
+    assert plan.reboot_expected is reboot
+
+
+@pytest.mark.parametrize(
+    ("docs", "version", "expected"),
+    [
+        (config(cri_file()), V13, None),
+        (config(extra=(metrics_doc(LEGACY_FRAGMENT),)), V14, None),
+        (config(cri_file('[metrics]\n  address = "0.0.0.0:11234"\n[grpc]\n  x = 1\n')), V13, "0.0.0.0:11234"),
+        (
+            config(extra=(metrics_doc(LEGACY_FRAGMENT), metrics_doc('[metrics]\n  address = ":9"\n', "other"))),
+            V14,
+            ":9",
+        ),
+    ],
+)
+def test_residual_address_is_what_stays_in_effect_once_our_settings_are_gone(docs, version, expected):
+    assert residual_metrics_address(docs, version) == expected
+
+
+def etcd(**fields: Any) -> dict[str, Any]:
+    members = [{"id": str(n), "hostname": f"cp-{n}", "learner": False} for n in range(3)]
+    return {"member_id": "0", "learner": False, "errors": "", "members": members, "error": None, **fields}
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (etcd(), []),
+        (etcd(error="rpc error: etcd is not running\nmore"), ["etcd unreadable: rpc error: etcd is not running"]),
+        (etcd(member_id=None), ["etcd: this node has no member"]),
+        (etcd(learner=True), ["etcd: this node's member is still a learner"]),
+        (etcd(errors="NOSPACE"), ["etcd: the member reports errors: NOSPACE"]),
+        (etcd(members=[{"id": "0"}]), ["etcd: 1 of 3 members"]),
+    ],
+)
+def test_etcd_problems_name_what_is_not_whole(state: dict[str, Any], expected: list[str]):
+    assert etcd_problems(state, 3) == expected
+
+
+class FakeTalos:
+    """Answers the reads observe_health makes, from a list of boots: None while the node is unreachable."""
+
+    node = "10.5.0.3"
+
+    def __init__(self, boots: list[str | None], cri: str = "Running OK", config_docs: list | None = None) -> None:
+        self.boots = boots
+        self.cri = cri
+        self.docs = config_docs or config(cri_file())
+        self.calls: list[str] = []
+
+    def run(self, *args: str) -> Any:
+        self.calls.append(args[0])
+        if args[0] == "read":
+            boot = self.boots.pop(0) if len(self.boots) > 1 else self.boots[0]
+            if boot is None:
+                raise TalosctlError("talosctl read", 1, "rpc error: code = Unavailable desc = connection refused")
+            return type("Result", (), {"stdout": boot + "\n"})
+        if args[0] == "service":
+            state, health = self.cri.split()
+            return type("Result", (), {"stdout": f"NODE 10.5.0.3\nID cri\nSTATE {state}\nHEALTH {health}\n"})
+        spec = yaml.safe_dump_all(self.docs)
+        document = {"node": self.node, "metadata": {"id": "v1alpha1"}, "spec": spec}
+        return type("Result", (), {"stdout": yaml.safe_dump(document)})
+
+
+def test_a_rebooting_node_is_healthy_once_it_answers_on_a_new_boot_with_cri_and_the_setting():
+    talos = FakeTalos(["old", None, None, "new"])
+    target = HealthTarget(ADDRESS, boot_id_before="old")
+    clock = iter(range(100))
+
+    health, _ = wait_for_health(
+        lambda: observe_health(talos, V13, False, target), 60, 1, clock=lambda: next(clock), sleep=lambda _s: None
+    )
+
+    assert health.unmet == [] and health.boot_id == "new"
+    assert health.cri == {"state": "Running", "health": "OK"} and health.metrics_address == ADDRESS
+    assert talos.calls == ["read", "read", "read", "read", "service", "get"]
+
+
+def test_waiting_ends_at_the_timeout_with_what_was_last_seen():
+    talos = FakeTalos(["old"])
+    target = HealthTarget(ADDRESS, boot_id_before="old")
+    ticks = iter(range(0, 100, 5))
+    naps: list[float] = []
+
+    health, waited = wait_for_health(
+        lambda: observe_health(talos, V13, False, target), 12, 5, clock=lambda: next(ticks), sleep=naps.append
+    )
+
+    assert health.unmet == ["still on the boot before the change (boot id old)"]
+    assert waited >= 12 and naps == [5, 2]
+
+
+def test_cri_unhealthy_and_a_missing_setting_are_both_reported():
+    talos = FakeTalos(["b"], cri="Running Fail", config_docs=config())
+
+    health = observe_health(talos, V13, False, HealthTarget(ADDRESS))
+
+    assert health.unmet == [
+        "CRI Running, health Fail",
+        "containerd metrics address in effect None, wanted '127.0.0.1:11234'",
+    ]
+    assert isinstance(health, NodeHealth) and health.as_dict()["unmet"] == health.unmet
