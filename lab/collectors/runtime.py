@@ -338,6 +338,12 @@ class CollectorsRuntime:
         peers = tuple(
             Peer(p["metadata"]["name"], state.replicas[p["metadata"]["name"]].surface.state.addr) for p in members
         )
+        # A replica out of the ring scrapes nothing: stop it before the others take over its share.
+        for pod in pods:
+            replica = state.replicas[pod["metadata"]["name"]]
+            if pod not in members and replica.agent is not None:
+                self._stop_agent(replica.agent)
+                replica.agent = None
         for pod in pods:
             name = pod["metadata"]["name"]
             pod_files = files[name]

@@ -109,6 +109,12 @@ def _scalar(lab: SmallLab, promql: str) -> float:
     return float(rows[0]["value"][1]) if rows else 0.0
 
 
+def _alloy_status(lab: SmallLab, pod: str) -> dict:
+    """The replica's line in the lab status (what `python -m lab status` prints)."""
+    found = [c for c in lab.status()["components"] if c["name"] == f"alloy/{NAMESPACE}/{pod}"]
+    return found[0] if found else {"healthy": False, "detail": ""}
+
+
 def _peers(lab: SmallLab, pod: str) -> list[dict]:
     reply = lab.proxy(pod, 12345, "/api/v0/web/peers")
     return reply.json() if reply.status_code == 200 else []
@@ -200,10 +206,15 @@ def test_a_replica_going_away_hands_its_targets_to_the_others(lab: SmallLab) -> 
     lab.fault(target="pod", namespace=NAMESPACE, name="alloy-2", kind="unready")
     try:
         wait_for(lambda: len(_peers(lab, "alloy-0")) == 2, 20, "the ring without alloy-2")
-        gone = time.monotonic()
-        # Samples alloy-2 wrote before it left stay fresh for FRESH seconds: look after that.
-        time.sleep(max(0.0, FRESH + 1 - (time.monotonic() - gone)))
-        wait_for(lambda: _fresh(lab, f"up{{{ALLOY}}}", FRESH) == everyone, 15, "every target scraped by the two left")
+        left = time.time()  # alloy-2 stopped scraping before the ring showed it gone
+        after = f"count by (job) (timestamp(up{{{ALLOY}}}) > {left:.3f})"
+        wait_for(
+            lambda: {r["metric"].get("job", ""): int(float(r["value"][1])) for r in lab.query(after)} == everyone,
+            20,
+            "every target scraped since alloy-2 left, by the two replicas left",
+        )
+        most = _scalar(lab, f"max(count_over_time(up{{{ALLOY}}}[{FRESH:.0f}s]))")
+        assert most <= FRESH / INTERVAL + 1, f"a target was scraped twice after the rebalance ({most:.0f} samples)"
     finally:
         lab.fault(target="pod", namespace=NAMESPACE, name="alloy-2", kind="clear")
     wait_for(lambda: len(_peers(lab, "alloy-0")) == 3, 20, "alloy-2 back in the ring")
@@ -286,11 +297,13 @@ def test_a_rollout_to_a_configuration_alloy_rejects_stalls_on_the_first_replica(
     lab.apply(rolled)
     try:
         wait_for(lambda: lab.get(sts_path).json()["status"].get("updatedReplicas") == 1, 20, "alloy-2 replaced")
-        time.sleep(2)  # longer than the lab's pod start: a replica that loads its configuration is ready by now
+        wait_for(
+            lambda: _alloy_status(lab, "alloy-2")["detail"].startswith("zz_lab.alloy"), 20, "alloy-2 failing to load"
+        )
         status = lab.get(sts_path).json()["status"]
         assert (status.get("readyReplicas", 0), status["updatedReplicas"]) == (2, 1), status
         assert lab.proxy("alloy-2", 12345, "/-/ready").status_code == 503
-        failing = next(c for c in lab.status()["components"] if c["name"] == "alloy/monitoring/alloy-2")
+        failing = _alloy_status(lab, "alloy-2")
         assert not failing["healthy"] and "zz_lab.alloy:2:1" in failing["detail"], failing
     finally:
         lab.apply(config_map)
