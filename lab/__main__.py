@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -124,7 +125,11 @@ def cmd_fault(cfg: lab_config.LabConfig, args: argparse.Namespace) -> int:
     for pair in args.settings:
         key, _, value = pair.partition("=")
         request[key.replace("-", "_")] = value
-    print(json.dumps(_control(state, "POST", "/fault", request), indent=2))
+    try:
+        print(json.dumps(_control(state, "POST", "/fault", request), indent=2))
+    except urllib.error.HTTPError as error:
+        print(f"fault refused: {json.loads(error.read() or b'{}').get('error', error.reason)}", file=sys.stderr)
+        return 2
     return 0
 
 
