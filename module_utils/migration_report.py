@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import statistics
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,9 +73,10 @@ def _get(document: dict[str, Any], *path: str) -> Any:
     return document
 
 
-def _series_mean(timeseries: dict[str, Any], name: str, since: float | None = None) -> float | None:
+def _series_median(timeseries: dict[str, Any], name: str, since: float | None = None) -> float | None:
+    """The median of a plotted series since a time: robust to the ramp-up after a cutover."""
     values = [v for t, v in (_get(timeseries, name, "values") or []) if since is None or t >= since]
-    return math.fsum(values) / len(values) if values else None
+    return statistics.median(values) if values else None
 
 
 def comparison_rows(
@@ -115,7 +117,7 @@ def comparison_rows(
         Row(
             "Samples/s sent to Mimir by the pipeline",
             _get(baseline, "mimir", "incoming_samples_per_second"),
-            _series_mean(timeseries, "new_samples_per_second", window_start),
+            _series_median(timeseries, "new_samples_per_second", window_start),
             "samples/s",
             "before: every HA replica's samples as Mimir received them; after: the new pipeline's scraped samples",
         )
@@ -215,7 +217,7 @@ def plot_scrape_durations(path: Path, rows: list[dict[str, Any]], comparisons: l
         labels.append(f"{item.label}\n{item.legacy} -> {item.new}")
         before.append(row.get("before"))
         after.append(row.get("after"))
-    figure, axes = plt.subplots(figsize=(max(6.0, 2.4 * len(labels) + 2), 4.8), dpi=110)
+    figure, axes = plt.subplots(figsize=(max(6.0, 2.4 * len(labels) + 2), 5.2), dpi=110)
     width = 0.38
     for offset, values, name, color in (
         (-width / 2, before, "before: legacy HA Prometheus", "#c0504d"),
@@ -227,10 +229,13 @@ def plot_scrape_durations(path: Path, rows: list[dict[str, Any]], comparisons: l
         axes.bar_label(bars, labels=[human_seconds(value) for value in ys], padding=2, fontsize=8)
     axes.axhline(limit, color="#555555", linestyle="--", linewidth=1, label=f"gate: p99 < {human_seconds(limit)}")
     axes.set_yscale("log")
+    # Room above the tallest bar for its label; the legend goes under the axes, clear of the bars.
+    tallest = max([value for value in before + after if value is not None] + [limit])
+    axes.set_ylim(top=tallest * 4)
     axes.set_ylabel("scrape duration p99, seconds (log scale)")
     axes.set_xticks(range(len(labels)), labels, fontsize=8)
     axes.set_title("Scrape duration p99 per source, before and after")
-    axes.legend(fontsize=8, loc="upper right")
+    axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
     axes.grid(axis="y", which="both", alpha=0.3)
     figure.tight_layout()
     figure.savefig(path)

@@ -47,10 +47,10 @@ class Pod:
     node: str
 
 
-def pods() -> list[Pod]:
+def pods(nodes: tuple[str, ...]) -> list[Pod]:
     """Applications, the legacy stack and the new collectors, spread over the nodes."""
     found = []
-    for index, node in enumerate(NODES):
+    for index, node in enumerate(nodes):
         found += [
             Pod("shop", f"frontend-{index}", "app", node),
             Pod("payments", f"api-{index}", "api", node),
@@ -84,6 +84,7 @@ class Scenario:
     name: str
     t0: int
     breakage: str = ""
+    nodes: tuple[str, ...] = NODES
     series: dict[tuple[tuple[str, str], ...], Series] = field(default_factory=dict)
 
     @property
@@ -141,9 +142,12 @@ def _counter(rate: float) -> Callable[[int], float]:
     return lambda t: rate * (t % 100000)
 
 
-def _cadvisor_metrics(node: str, breakage: str, new: bool) -> list[tuple[str, dict[str, str], Callable[[int], float]]]:
+def _cadvisor_metrics(
+    scenario: Scenario, node: str, new: bool
+) -> list[tuple[str, dict[str, str], Callable[[int], float]]]:
+    breakage = scenario.breakage
     metrics = []
-    for pod in pods():
+    for pod in pods(scenario.nodes):
         if pod.node != node:
             continue
         labels = {"namespace": pod.namespace, "pod": pod.name, "container": pod.container}
@@ -153,21 +157,21 @@ def _cadvisor_metrics(node: str, breakage: str, new: bool) -> list[tuple[str, di
     return metrics
 
 
-def _containerd_metrics(node: str) -> list[tuple[str, dict[str, str], Callable[[int], float]]]:
+def _containerd_metrics(scenario: Scenario, node: str) -> list[tuple[str, dict[str, str], Callable[[int], float]]]:
     return [
         (
             "container_cpu_usage_usec_microseconds",
             {"container_id": stable_id(pod), "namespace": "k8s.io"},
             _counter(5e4),
         )
-        for pod in pods()
+        for pod in pods(scenario.nodes)
         if pod.node == node
     ]
 
 
-def _ksm_metrics(strip_runtime: bool) -> list[tuple[str, dict[str, str], Callable[[int], float]]]:
+def _ksm_metrics(scenario: Scenario, strip_runtime: bool) -> list[tuple[str, dict[str, str], Callable[[int], float]]]:
     metrics = []
-    for pod in pods():
+    for pod in pods(scenario.nodes):
         container_id = stable_id(pod) if strip_runtime else f"containerd://{stable_id(pod)}"
         ident = {"namespace": pod.namespace, "pod": pod.name, "container": pod.container}
         metrics.append(("kube_pod_container_info", {**ident, "container_id": container_id}, lambda _t: 1))
@@ -187,12 +191,12 @@ def _legacy(scenario: Scenario) -> None:
         end = scenario.t0 - 5 * 60
     base = {"prometheus": LEGACY_CR, "cluster": LEGACY_CR}
     gap = _gap(scenario)
-    for index, node in enumerate(NODES):
+    for index, node in enumerate(scenario.nodes):
         address = f"10.0.0.{index + 1}"
         _scrape(
             scenario,
             {**base, "job": "cadvisor", "instance": f"{address}:8080", "node": node},
-            _cadvisor_metrics(node, "", new=False),
+            _cadvisor_metrics(scenario, node, new=False),
             start,
             end,
             duration=3.0,
@@ -207,7 +211,7 @@ def _legacy(scenario: Scenario) -> None:
                 "instance": f"{address}:10250",
                 "node": node,
             },
-            _cadvisor_metrics(node, "", new=False),
+            _cadvisor_metrics(scenario, node, new=False),
             start,
             end,
             duration=0.2,
@@ -224,7 +228,7 @@ def _legacy(scenario: Scenario) -> None:
     _scrape(
         scenario,
         {**base, "job": "kube-state-metrics", "instance": "10.1.0.8:8080"},
-        _ksm_metrics(strip_runtime=False),
+        _ksm_metrics(scenario, strip_runtime=False),
         start,
         end,
         duration=0.1,
@@ -247,7 +251,7 @@ def _new(scenario: Scenario) -> None:
     gap = _gap(scenario)
     # `labels`: the kubelet job lost the cluster external label dashboards select on.
     kubelet = {} if breakage == "labels" else base
-    for index, node in enumerate(NODES):
+    for index, node in enumerate(scenario.nodes):
         address = f"10.0.0.{index + 1}"
         _scrape(
             scenario,
@@ -258,7 +262,7 @@ def _new(scenario: Scenario) -> None:
                 "instance": f"{address}:10250",
                 "node": node,
             },
-            _cadvisor_metrics(node, breakage, new=True),
+            _cadvisor_metrics(scenario, node, new=True),
             start,
             end,
             duration=0.1,
@@ -278,14 +282,24 @@ def _new(scenario: Scenario) -> None:
             continue
         containerd = {**base, "job": "containerd", "instance": "127.0.0.1:11234", "node": node}
         slow = breakage == "slow_scrape" and node == "n1"
-        _scrape(scenario, containerd, _containerd_metrics(node), start, end, duration=3.0 if slow else 0.03, offset=5)
+        _scrape(
+            scenario,
+            containerd,
+            _containerd_metrics(scenario, node),
+            start,
+            end,
+            duration=3.0 if slow else 0.03,
+            offset=5,
+        )
         if breakage == "duplicate" and node == "n3":
-            _scrape(scenario, containerd, _containerd_metrics(node), start, end, duration=0.03, offset=12)
+            _scrape(scenario, containerd, _containerd_metrics(scenario, node), start, end, duration=0.03, offset=12)
     ksm = {**base, "job": "kube-state-metrics", "instance": "10.1.0.19:8080"}
-    _scrape(scenario, ksm, _ksm_metrics(strip_runtime=breakage != "no_join"), start, end, duration=0.05, offset=6)
+    _scrape(
+        scenario, ksm, _ksm_metrics(scenario, strip_runtime=breakage != "no_join"), start, end, duration=0.05, offset=6
+    )
     if breakage == "duplicate":
         legacy_ksm = {**base, "job": "kube-state-metrics", "instance": "10.1.0.8:8080"}
-        _scrape(scenario, legacy_ksm, _ksm_metrics(strip_runtime=True), start, end, duration=0.05, offset=7)
+        _scrape(scenario, legacy_ksm, _ksm_metrics(scenario, strip_runtime=True), start, end, duration=0.05, offset=7)
 
 
 def _mimir(scenario: Scenario) -> None:
@@ -323,10 +337,10 @@ def _mimir(scenario: Scenario) -> None:
             scenario.add(reason, t, discarded)
 
 
-def build(name: str, t0: int, breakage: str = "") -> Scenario:
+def build(name: str, t0: int, breakage: str = "", nodes: tuple[str, ...] = NODES) -> Scenario:
     if breakage and breakage not in BREAKAGES:
         raise ValueError(f"unknown breakage {breakage!r}")
-    scenario = Scenario(name, t0, breakage)
+    scenario = Scenario(name, t0, breakage, nodes)
     _legacy(scenario)
     _new(scenario)
     _mimir(scenario)
