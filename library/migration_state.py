@@ -211,9 +211,10 @@ table:
 import os
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.migration_state import (
     ACTIONS,
+    AUTH_ARGUMENT_SPEC,
     PHASES,
     Context,
     MigrationState,
@@ -237,17 +238,6 @@ from ansible.module_utils.migration_state import (
     utc_now,
 )
 
-AUTH_SPEC: dict[str, Any] = {
-    "kubeconfig": {"type": "raw", "no_log": False, "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG"])},
-    "context": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_CONTEXT"])},
-    "host": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_HOST"])},
-    "api_key": {"type": "str", "no_log": True, "fallback": (env_fallback, ["K8S_AUTH_API_KEY"])},
-    "validate_certs": {"type": "bool", "aliases": ["verify_ssl"], "fallback": (env_fallback, ["K8S_AUTH_VERIFY_SSL"])},
-    "ca_cert": {"type": "path", "aliases": ["ssl_ca_cert"], "fallback": (env_fallback, ["K8S_AUTH_SSL_CA_CERT"])},
-    "client_cert": {"type": "path", "aliases": ["cert_file"], "fallback": (env_fallback, ["K8S_AUTH_CERT_FILE"])},
-    "client_key": {"type": "path", "aliases": ["key_file"], "fallback": (env_fallback, ["K8S_AUTH_KEY_FILE"])},
-}
-
 ARGUMENT_SPEC: dict[str, Any] = {
     "action": {"type": "str", "choices": list(ACTIONS), "default": "read"},
     "phase": {"type": "str", "choices": list(PHASES)},
@@ -263,7 +253,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "request_timeout": {"type": "float", "default": 30},
     "retries": {"type": "int", "default": 3},
     "conflict_retries": {"type": "int", "default": 5},
-    **AUTH_SPEC,
+    **AUTH_ARGUMENT_SPEC,
 }
 
 
@@ -345,7 +335,7 @@ def main() -> None:
     )
     try:
         check_params(module)
-        auth = {key: params[key] for key in AUTH_SPEC}
+        auth = {key: params[key] for key in AUTH_ARGUMENT_SPEC}
         if isinstance(auth["kubeconfig"], str):
             auth["kubeconfig"] = os.path.expanduser(auth["kubeconfig"])
         store = StateStore(kubernetes.client.CoreV1Api(api_client(auth)), settings)

@@ -19,9 +19,12 @@ from decommission import (
     label_selectors,
     mimir_rule_namespace,
     monitor_coverage,
+    part_of_query,
     release_plan,
+    release_query,
     ruler_coverage,
     seconds_since,
+    selected_query,
     steps,
     storage_only,
     typed,
@@ -397,3 +400,29 @@ def test_typed_restores_kind_and_api_version_of_list_items() -> None:
 
 def test_human_durations() -> None:
     assert [human_duration(s) for s in (0, 59, 61, 3600 * 26 + 5, 90061)] == ["0s", "59s", "1m 1s", "1d 2h", "1d 1h"]
+
+
+def test_selected_queries_follow_the_operators_selector_rules() -> None:
+    cr = prometheus_cr(3, ruleSelector={"matchLabels": {"release": REL}}, serviceMonitorNamespaceSelector={})
+    names = ["PrometheusRule", "ruleSelector", "ruleNamespaceSelector"]
+    assert selected_query(names, cr, "x", REL) == {
+        "api_version": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "namespace": "monitoring",
+        "label_selectors": [f"release={REL}"],
+    }
+    monitors = selected_query(
+        ["ServiceMonitor", "serviceMonitorSelector", "serviceMonitorNamespaceSelector"], cr, "x", REL
+    )
+    assert monitors["namespace"] is None, "a namespace selector means every namespace"
+    assert monitors["label_selectors"] == ["release", "!release"], "a nil selector selects nothing"
+    gone = selected_query(names, {}, "monitoring", REL)
+    assert (gone["namespace"], gone["label_selectors"]) == ("monitoring", [f"release={REL}"])
+
+
+def test_release_and_part_of_queries() -> None:
+    kind = {"api_version": "apps/v1", "kind": "Deployment"}
+    assert release_query([kind, "release"], "monitoring", REL)["label_selectors"] == [f"release={REL}"]
+    cluster = {"api_version": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "cluster": True}
+    assert part_of_query(cluster, "monitoring", "a=b")["namespace"] is None
+    assert part_of_query(kind, "monitoring", "a=b")["namespace"] == "monitoring"

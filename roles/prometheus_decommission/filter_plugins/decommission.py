@@ -89,6 +89,45 @@ def typed(resources: list[dict], kind: str | None = None, api_version: str | Non
     return out
 
 
+def release_query(kind_and_label: tuple | list, namespace: str, release: str) -> dict:
+    """A k8s_object_lists query for one kind of the release's objects under one Helm release label."""
+    kind, label = kind_and_label
+    return {
+        "api_version": kind["api_version"],
+        "kind": kind["kind"],
+        "namespace": namespace,
+        "label_selectors": [f"{label}={release}"],
+    }
+
+
+def selected_query(names: list[str], cr: dict, namespace: str, release: str) -> dict:
+    """A k8s_object_lists query for the rules or monitors a Prometheus CR selects.
+
+    `names` is [kind, selector field, namespace selector field]. As the operator does: a nil selector
+    selects nothing (the release label stands in when the CR is already gone, on a resumed run), and
+    without a namespace selector only the CR's own namespace counts.
+    """
+    kind, selector_field, namespace_field = names
+    spec = (cr or {}).get("spec") or {}
+    selector = spec.get(selector_field) if cr else {"matchLabels": {"release": release}}
+    query = {"api_version": "monitoring.coreos.com/v1", "kind": kind, "namespace": None, "label_selectors": []}
+    # A contradiction (a label both present and absent) is how a label selector says "nothing".
+    query["label_selectors"] = ["release", "!release"] if selector is None else label_selectors(selector)
+    if namespace_field not in spec:
+        query["namespace"] = (cr or {}).get("metadata", {}).get("namespace") or namespace
+    return query
+
+
+def part_of_query(kind: dict, namespace: str, selector: str) -> dict:
+    """A k8s_object_lists query for one kind of what the toolkit deployed."""
+    return {
+        "api_version": kind["api_version"],
+        "kind": kind["kind"],
+        "namespace": None if kind.get("cluster") else namespace,
+        "label_selectors": [selector],
+    }
+
+
 def duration_seconds(value: Any) -> float:
     """`24h`, `90m`, `1h30m`, `2d` or a number of seconds, as seconds."""
     if isinstance(value, (int, float)):
@@ -429,6 +468,9 @@ class FilterModule:
     def filters(self) -> dict:
         return {
             "decommission_typed": typed,
+            "decommission_release_query": release_query,
+            "decommission_selected_query": selected_query,
+            "decommission_part_of_query": part_of_query,
             "decommission_duration_seconds": duration_seconds,
             "decommission_seconds_since": seconds_since,
             "decommission_label_selectors": label_selectors,

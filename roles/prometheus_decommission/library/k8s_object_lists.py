@@ -1,0 +1,198 @@
+#!/usr/bin/python
+"""Ansible module (embedded in the prometheus_decommission role): several Kubernetes list queries in one
+process, with one client, so a discovery of a dozen kinds costs one module run instead of a dozen."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: k8s_object_lists
+short_description: Run several Kubernetes list (or get) queries with one client and return every object typed
+description:
+  - Each query names an I(api_version) and a I(kind), optionally a I(namespace) (all namespaces when omitted
+    for a namespaced kind), a I(name), and I(label_selectors) (joined with commas, as kubernetes.core does).
+  - Resource names come from the API server's discovery of each group version, read once per run.
+  - Every returned object carries C(kind) and C(apiVersion), which the API leaves out of built-in list items.
+  - A kind the server does not serve (its CRD is gone) yields an empty list and a C(missing) entry, not a failure.
+  - Read-only; runs in check mode and never reports a change. Every request has a timeout.
+options:
+  queries:
+    description: The queries, answered in order.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      api_version:
+        description: C(v1), C(apps/v1), C(monitoring.coreos.com/v1)...
+        type: str
+        required: true
+      kind:
+        description: The kind, as in manifests.
+        type: str
+        required: true
+      namespace:
+        description: Namespace of a namespaced kind; all namespaces when omitted.
+        type: str
+      name:
+        description: Get this one object (an empty list when it does not exist).
+        type: str
+      label_selectors:
+        description: Label selector terms (C(key=value), C(key in (a,b)), C(!key)), all of which must match.
+        type: list
+        elements: str
+        default: []
+  request_timeout:
+    description: Seconds each API request may take.
+    type: float
+    default: 30
+  kubeconfig:
+    description: Path of a kubeconfig (or a dict); C(K8S_AUTH_KUBECONFIG).
+    type: raw
+  context:
+    description: Kubeconfig context; C(K8S_AUTH_CONTEXT).
+    type: str
+  host:
+    description: URL of the API; C(K8S_AUTH_HOST).
+    type: str
+  api_key:
+    description: Bearer token; C(K8S_AUTH_API_KEY).
+    type: str
+  validate_certs:
+    description: Verify the API server's certificate; C(K8S_AUTH_VERIFY_SSL).
+    type: bool
+    aliases: [verify_ssl]
+  ca_cert:
+    description: CA certificate of the API server; C(K8S_AUTH_SSL_CA_CERT).
+    type: path
+    aliases: [ssl_ca_cert]
+  client_cert:
+    description: Client certificate; C(K8S_AUTH_CERT_FILE).
+    type: path
+    aliases: [cert_file]
+  client_key:
+    description: Key of the client certificate; C(K8S_AUTH_KEY_FILE).
+    type: path
+    aliases: [key_file]
+requirements:
+  - kubernetes (Python client)
+author:
+  - alloy-migration maintainers
+"""
+
+EXAMPLES = r"""
+- name: The release's Deployments and Services, by either Helm label
+  k8s_object_lists:
+    kubeconfig: "{{ migration_kubeconfig }}"
+    queries:
+      - {api_version: apps/v1, kind: Deployment, namespace: monitoring, label_selectors: [release=kps]}
+      - {api_version: v1, kind: Service, namespace: monitoring, label_selectors: [app.kubernetes.io/instance=kps]}
+  register: lists
+"""
+
+RETURN = r"""
+lists:
+  description: One list of objects per query, in the order of I(queries).
+  returned: always
+  type: list
+  elements: list
+missing:
+  description: The queries whose kind the server does not serve, as C(apiVersion/Kind).
+  returned: always
+  type: list
+  elements: str
+"""
+
+# Ansible's module layout puts the documentation first (ruff's E402 is off for library/, not for a role's).
+import json  # noqa: E402
+from typing import Any  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible.module_utils.migration_state import AUTH_ARGUMENT_SPEC, api_client, kubernetes  # noqa: E402
+
+QUERY_SPEC = {
+    "api_version": {"type": "str", "required": True},
+    "kind": {"type": "str", "required": True},
+    "namespace": {"type": "str"},
+    "name": {"type": "str"},
+    "label_selectors": {"type": "list", "elements": "str", "default": []},
+}
+
+
+class Lister:
+    def __init__(self, client: Any, timeout: float) -> None:
+        self.client = client
+        self.timeout = timeout
+        self._resources: dict[str, dict[str, dict]] = {}
+
+    def get(self, path: str, query: list[tuple[str, str]] | None = None) -> dict | None:
+        """GET a path of the API as JSON; None on 404 (the object, or the group version, is not there)."""
+        request = self.client.param_serialize(
+            "GET",
+            path,
+            query_params=query or [],
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        response = self.client.call_api(*request, _request_timeout=self.timeout)
+        response.read()
+        if response.status == 404:
+            return None
+        if not 200 <= response.status <= 299:
+            raise kubernetes.client.exceptions.ApiException(http_resp=response)
+        return json.loads(response.data)
+
+    def resource(self, api_version: str, kind: str) -> dict | None:
+        """The discovery entry (name, namespaced) of a kind, or None when the server does not serve it."""
+        if api_version not in self._resources:
+            base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+            listing = self.get(base) or {}
+            self._resources[api_version] = {
+                item["kind"]: item for item in listing.get("resources", []) if "/" not in item.get("name", "")
+            }
+        return self._resources[api_version].get(kind)
+
+    def run(self, query: dict) -> list[dict] | None:
+        resource = self.resource(query["api_version"], query["kind"])
+        if resource is None:
+            return None
+        base = "/api/v1" if query["api_version"] == "v1" else f"/apis/{query['api_version']}"
+        scope = f"/namespaces/{query['namespace']}" if resource.get("namespaced") and query["namespace"] else ""
+        path = f"{base}{scope}/{resource['name']}"
+        if query["name"]:
+            found = self.get(f"{path}/{query['name']}")
+            items = [found] if found else []
+        else:
+            params = [("labelSelector", ",".join(query["label_selectors"]))] if query["label_selectors"] else []
+            items = (self.get(path, params) or {}).get("items", [])
+        return [{**item, "apiVersion": query["api_version"], "kind": query["kind"]} for item in items]
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "queries": {"type": "list", "elements": "dict", "required": True, "options": QUERY_SPEC},
+            "request_timeout": {"type": "float", "default": 30},
+            **AUTH_ARGUMENT_SPEC,
+        },
+        supports_check_mode=True,
+    )
+    if kubernetes is None:
+        module.fail_json(msg=missing_required_lib("kubernetes"))
+    auth = {key: module.params[key] for key in AUTH_ARGUMENT_SPEC}
+    lists, missing = [], []
+    try:
+        lister = Lister(api_client(auth), module.params["request_timeout"])
+        for query in module.params["queries"]:
+            objects = lister.run(query)
+            if objects is None:
+                missing.append(f"{query['api_version']}/{query['kind']}")
+            lists.append(objects or [])
+    except kubernetes.client.exceptions.ApiException as error:
+        module.fail_json(msg=f"Kubernetes API answered {error.status}: {error.reason}", status=error.status)
+    except (kubernetes.config.ConfigException, OSError, ValueError) as error:
+        module.fail_json(msg=f"cannot reach the Kubernetes API: {error}")
+    module.exit_json(changed=False, lists=lists, missing=missing)
+
+
+if __name__ == "__main__":
+    main()
