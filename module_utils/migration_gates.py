@@ -457,7 +457,10 @@ def gate_ha_dedup(ctx: Context) -> Verdict:
 
 def gate_cluster_label_collision(ctx: Context) -> Verdict:
     label = ctx.settings.cluster_label
-    new_values = cluster_values(ctx.data, ctx.settings.new_selector, label, "gate.cluster.new")
+    # The new pipeline's own jobs only: Mimir's meta-monitoring series carry no prometheus label either.
+    new_values = cluster_values(
+        ctx.data, matchers(ctx.settings.new_selector, one_of("job", ctx.settings.jobs)), label, "gate.cluster.new"
+    )
     legacy_now = cluster_values(ctx.data, ctx.settings.legacy_selector, label, "gate.cluster.legacy")
     legacy = sorted(set(ctx.baseline.get("mimir", {}).get("ha_clusters", [])) | {v for v in legacy_now if v})
     query = ctx.query("gate.cluster.new")
