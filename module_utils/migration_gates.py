@@ -191,7 +191,7 @@ def _list(items: list[str]) -> str:
     return shown + (f" (and {len(items) - SHOWN} more)" if len(items) > SHOWN else "")
 
 
-def _expected_source_present(ctx: Context) -> list[str]:
+def _jobs_without_targets(ctx: Context) -> list[str]:
     """Jobs of the settings without any target: a gate over their sources would be vacuous."""
     present = {target.labels.get("job", "") for target in ctx.targets}
     return [job for job in ctx.settings.jobs if job not in present]
@@ -208,7 +208,7 @@ def gate_scrape_duration(ctx: Context) -> Verdict:
     figures = ", ".join(
         f"{key} {human_seconds(source['scrape_duration_p99_seconds'])}" for key, source in sources.items()
     )
-    problems = [f"job {job} has no target" for job in _expected_source_present(ctx)]
+    problems = [f"job {job} has no target" for job in _jobs_without_targets(ctx)]
     for target in ctx.targets:
         if target.scrapes < ctx.settings.min_scrapes:
             problems.append(f"{target.describe()} has only {target.scrapes} scrapes in {ctx.settings.window}")
@@ -226,7 +226,7 @@ def gate_scrape_interval(ctx: Context) -> Verdict:
     wanted, tolerance = ctx.settings.scrape_interval_seconds, ctx.settings.scrape_interval_tolerance
     threshold = f"{human_seconds(wanted)} ± {tolerance:.0%} per source"
     sources = ctx.sources
-    problems = [f"job {job} has no target" for job in _expected_source_present(ctx)]
+    problems = [f"job {job} has no target" for job in _jobs_without_targets(ctx)]
     for key, source in sources.items():
         measured = source["scrape_interval_seconds"]
         if measured is None:
