@@ -35,6 +35,8 @@ Clock = Callable[[], float]
 
 # dskit's instrument.DefBuckets, used by Mimir's cortex_request_duration_seconds.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0)
+# dskit's middleware.BodySizeBuckets, used by cortex_request_message_bytes (1 MiB to 250 MiB).
+BODY_SIZE_BUCKETS = tuple(float(mib * 1024 * 1024) for mib in (1, 2.5, 5, 10, 25, 50, 100, 250))
 QUERY_ENDPOINTS = re.compile(
     r"^/prometheus/api/v1/(query|query_range|query_exemplars|series|labels|label/[^/]+/values|metadata"
     r"|status/buildinfo)$"
@@ -199,6 +201,12 @@ class MimirMetrics:
             ("method", "route", "status_code", "ws"),
             DURATION_BUCKETS,
         )
+        self.request_message_bytes = HistogramVec(
+            "cortex_request_message_bytes",
+            "Size (in bytes) of messages received in the request.",
+            ("method", "route"),
+            BODY_SIZE_BUCKETS,
+        )
 
     def exposition(self) -> bytes:
         return render(
@@ -214,6 +222,7 @@ class MimirMetrics:
                 self.elected_replica_changes,
                 self.discarded_samples,
                 self.request_duration,
+                self.request_message_bytes,
             )
         )
 
@@ -272,6 +281,7 @@ class MimirFront:
             str(response.status),
             "false",
         )
+        self.metrics.request_message_bytes.observe(len(request.body or b""), request.method, route_name(request.path))
         return response
 
     def _route(self, request: Request) -> Response:

@@ -204,3 +204,14 @@ def test_gateway_prefix_names_the_tenant_for_agents_that_cannot_send_headers(fro
     metrics = own_metrics(front)
     assert total(metrics, "cortex_distributor_received_samples_total", user="team-b") == 1
     assert total(metrics, "cortex_request_duration_seconds_count", route="api_v1_push", status_code="200") == 1
+
+
+def test_received_bytes_histogram_counts_every_push_body(front: MimirFront) -> None:
+    bodies = [replica_batch(REPLICAS[0], 1_000), replica_batch(REPLICAS[0], 2_000)]
+    for batch in bodies:
+        assert push(front, batch).status_code == 200
+    metrics = own_metrics(front)
+    route = {"method": "POST", "route": "api_v1_push"}
+    assert total(metrics, "cortex_request_message_bytes_count", **route) == 2
+    wire = sum(len(encode_body(WriteRequest(batch))) for batch in bodies)
+    assert total(metrics, "cortex_request_message_bytes_sum", **route) == wire
