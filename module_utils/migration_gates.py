@@ -442,8 +442,9 @@ def gate_ha_dedup(ctx: Context) -> Verdict:
         f"(0 * {mimir.rate('cortex_distributor_samples_in_total', window=window)})"
     )
     if settings.legacy_replicas_running > 0:
+        count = settings.legacy_replicas_running
         reason = (
-            f"{settings.legacy_replicas_running} legacy Prometheus replicas still run: Mimir deduplicates "
+            f"{count} legacy Prometheus replica{'' if count == 1 else 's'} still running: Mimir deduplicates "
             "their samples until they are decommissioned"
         )
         return Verdict("ha_dedup", SKIP, reason, f"0 samples/s over {window} once they stop", query)

@@ -93,7 +93,7 @@ def test_every_gate_passes_on_good_data(
     not_passed = {gate: verdict.line for gate, verdict in verdicts.items() if verdict.status != PASS}
     assert not_passed == {"ha_dedup": not_passed.get("ha_dedup")}, not_passed
     assert verdicts["ha_dedup"].status == SKIP
-    assert "3 legacy Prometheus replicas still run" in verdicts["ha_dedup"].figures
+    assert "3 legacy Prometheus replicas still running" in verdicts["ha_dedup"].figures
     for gate, verdict in verdicts.items():
         assert verdict.line.startswith(f"[{verdict.status}] {gate}: ")
         assert " (threshold " in verdict.line

@@ -75,7 +75,7 @@ def test_report_files_render_with_the_measured_table(report_input: ReportInput, 
     assert "| Scrape duration p99, cAdvisor (cadvisor -> kubelet:/metrics/cadvisor) | 3.00 s | 100 ms | x0.0333 |" in (
         markdown
     )
-    assert "[SKIP] ha_dedup: 3 legacy Prometheus replicas still run" in markdown
+    assert "[SKIP] ha_dedup: 3 legacy Prometheus replicas still running" in markdown
     for name in PLOTS:
         assert f"]({name})" in markdown
         data = (tmp_path / name).read_bytes()
