@@ -10,10 +10,12 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 from lab import config as lab_config
+from lab.metrics.config import MetricsConfig
 from lab.runtime import STAGES, STATE_FILE, serve
 
 START_TIMEOUT = 90.0
@@ -38,8 +40,40 @@ def _control(state: dict, method: str, path: str, body: dict | None = None) -> d
         data=json.dumps(body).encode() if body is not None else None,
         headers={"Authorization": f"Bearer {state['control_token']}", "Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
+
+
+def cmd_wait_history(cfg: lab_config.LabConfig, args: argparse.Namespace) -> int:
+    """Wait until every legacy target has `scrapes` samples of `up` within the last `window` in Mimir.
+
+    A real cluster has hours of history when a migration starts; a lab just started has none, and the
+    baseline phase (rightly) refuses a window without data. The demo and the notebook wait with this.
+    """
+    if _state(cfg.run_dir) is None:
+        print("lab is not running", file=sys.stderr)
+        return 3
+    metrics = MetricsConfig(**cfg.metrics)
+    query = f'min(count_over_time(up{{prometheus!=""}}[{args.window}]))'
+    url = f"http://127.0.0.1:{metrics.mimir_port}/prometheus/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    request = urllib.request.Request(url, headers={"X-Scope-OrgID": metrics.tenant_id})
+    deadline = time.monotonic() + args.timeout
+    seen = 0.0
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                result = json.loads(response.read())["data"]["result"]
+            seen = float(result[0]["value"][1]) if result else 0.0
+        except (OSError, ValueError, KeyError):
+            seen = 0.0
+        if seen >= args.scrapes:
+            print(f"legacy history: every target has {seen:.0f} scrapes in the last {args.window}")
+            return 0
+        time.sleep(2)
+    print(
+        f"legacy history: {seen:.0f} of {args.scrapes} scrapes in {args.window} after {args.timeout}s", file=sys.stderr
+    )
+    return 1
 
 
 def cmd_up(cfg: lab_config.LabConfig) -> int:
@@ -155,6 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         "`fault mimir down=true|false latency=2`, "
         "`fault pod namespace=monitoring name=alloy-1 kind=unready|clear` (its containers stop being ready)",
     )
+    history = sub.add_parser(
+        "wait-history", help="wait until the legacy series in Mimir cover a window (what a baseline needs)"
+    )
+    history.add_argument("--window", default="2m", help="PromQL duration of the window (default 2m)")
+    history.add_argument("--scrapes", type=int, default=6, help="scrapes every legacy target needs in it")
+    history.add_argument("--timeout", type=float, default=300.0, help="seconds to wait at most")
     fault.add_argument("target", choices=["api", "node", "mimir", "pod"])
     fault.add_argument("settings", nargs="*", help="key=value settings of the fault (0 clears)")
     args = parser.parse_args(argv)
@@ -164,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "fault":
         return cmd_fault(cfg, args)
+    if args.command == "wait-history":
+        return cmd_wait_history(cfg, args)
     return {"up": cmd_up, "down": cmd_down, "status": cmd_status}[args.command](cfg)
 
 
