@@ -7,7 +7,8 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PYTHONPATH := $(CURDIR)
 export LAB_RUN_DIR ?= $(CURDIR)/.lab
 
-.PHONY: setup system-packages test free-lab-ports bench-rollout lint pytest molecule lab-up lab-down lab-status constraints clean
+.PHONY: setup demo system-packages test test-serial lane-tests lane-molecule-a lane-molecule-b free-lab-ports bench-rollout bench-pipeline \
+	lint pytest molecule notebook lab-up lab-down lab-status constraints clean
 
 setup: $(VENV)/.installed system-packages ## Create .venv (pinned) and install the Debian packages the lab needs
 
@@ -17,14 +18,41 @@ $(VENV)/.installed: requirements.txt constraints.txt
 	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
 	touch $@
 
-system-packages: ## Debian's prometheus (real Prometheus for the lab); installed only where missing
-	@command -v prometheus >/dev/null 2>&1 || { \
-	  echo "installing Debian package prometheus"; \
+system-packages: ## Debian's prometheus (real Prometheus for the lab) and iproute2 (test lanes); only where missing
+	@missing=""; \
+	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
+	[ -z "$$missing" ] || { \
+	  echo "installing Debian package(s):$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; }
 
-test: setup lint free-lab-ports pytest molecule ## Lint, then pytest, then every molecule scenario
+test: setup lint ## Lint, then pytest + the notebook and the molecule scenarios, side by side
+	@if scripts/in-netns true 2>/dev/null; then \
+	  $(MAKE) --no-print-directory -j3 --output-sync=target lane-tests lane-molecule-a lane-molecule-b; \
+	else \
+	  echo "no network namespaces here: running the suites one after the other"; \
+	  $(MAKE) --no-print-directory test-serial; \
+	fi
+
+test-serial: free-lab-ports pytest notebook molecule
+
+# Each lane runs with a loopback network of its own (scripts/in-netns), since every lab binds the same
+# fixed loopback addresses and ports; the lanes' labs keep their state apart under .lab/lanes/.
+MOLECULE_LANE_A ?= default talos_rollout collectors decommission
+MOLECULE_LANE_B ?= lab talos_fault baseline rollback
+LANE = @start=$$(date +%s); LAB_RUN_DIR=$(CURDIR)/.lab/lanes/$@ scripts/in-netns $(MAKE) --no-print-directory
+LANE_END = && echo "$@ passed in $$(( $$(date +%s) - start )) s"
+
+lane-tests:
+	$(LANE) pytest notebook $(LANE_END)
+
+lane-molecule-a:
+	$(LANE) molecule SCENARIOS="$(MOLECULE_LANE_A)" $(LANE_END)
+
+lane-molecule-b:
+	$(LANE) molecule SCENARIOS="$(MOLECULE_LANE_B)" $(LANE_END)
 
 # The tests start labs of their own on the lab's fixed loopback addresses and ports.
 free-lab-ports:
@@ -39,11 +67,24 @@ lint: setup
 pytest: setup
 	$(BIN)/pytest -q
 
+# SCENARIOS="a b" runs those molecule scenarios in that order; empty runs every scenario.
+SCENARIOS ?=
 molecule: setup
-	cd $(CURDIR) && $(BIN)/molecule test --all
+	cd $(CURDIR) && if [ -n "$(SCENARIOS)" ]; then \
+	  for scenario in $(SCENARIOS); do $(BIN)/molecule test -s $$scenario || exit 1; done; \
+	else $(BIN)/molecule test --all; fi
+
+demo: setup ## The README's main command: the whole migration on a fresh lab, then the before/after table
+	$(BIN)/python scripts/demo.py
+
+notebook: setup ## Execute the guided rollout notebook headless against the lab (every go-ahead given)
+	$(BIN)/python scripts/run_notebook.py
 
 bench-rollout: setup ## Time the rolling Talos phase against the lab's floor and a naive shell loop
 	$(BIN)/python bench/rollout_bench.py
+
+bench-pipeline: setup ## Legacy vs new pipeline figures from the lab Mimir (needs a migrated lab: make demo)
+	$(BIN)/python bench/pipeline_bench.py
 
 lab-up: setup ## Start the rehearsal cluster in the background (state in .lab/)
 	$(BIN)/python -m lab up
