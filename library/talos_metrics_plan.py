@@ -9,8 +9,10 @@ module: talos_metrics_plan
 short_description: Plan the containerd metrics rollout over many Talos nodes in one read
 description:
   - Read-only; never reports a change and runs in check mode too.
-  - Reads every node concurrently (I(parallel) at a time) with C(talosctl version) and C(talosctl get mc -o yaml),
-    and decides, the way M(talos_machineconfig) does, which patches bring each node to I(state). For a node that
+  - Reads every node with one C(talosctl version) and one C(talosctl get mc -o yaml) over all of them (talosctl
+    fans out to the nodes); when that fails, node by node, concurrently (I(parallel) at a time), to name the
+    node that does not answer. It decides, the way M(talos_machineconfig) does, which patches bring each node
+    to I(state). For a node that
     needs a change it asks Talos what the change would do (C(talosctl patch mc --dry-run)): the patches are
     validated by Talos before any node is touched, and I(reboot_required) is Talos's own answer.
   - For control-plane nodes it also reads C(talosctl etcd status) and C(talosctl etcd members), so that a caller can
@@ -139,6 +141,7 @@ from ansible.module_utils.talos import (
     preview_patches,
     read_config,
     read_etcd,
+    read_many,
     read_version,
 )
 
@@ -147,9 +150,10 @@ class NodePlanError(Exception):
     """A node the plan cannot be made for; the message names it."""
 
 
-def plan_node(talos: TalosNode, name: str, params: dict[str, Any]) -> NodePlan:
+def plan_node(talos: TalosNode, name: str, params: dict[str, Any], known: tuple | None = None) -> NodePlan:
+    """The plan for one node; `known` is its (version, configuration) when already read with the others."""
     try:
-        version, docs = read_version(talos), read_config(talos)
+        version, docs = known or (read_version(talos), read_config(talos))
         plan = plan_metrics(docs, version, params["state"], params["metrics_address"])
         node = NodePlan(
             name,
@@ -214,10 +218,12 @@ def main() -> None:
     nodes = node_list(module)
     binary = params["talosctl_path"] or module.get_bin_path("talosctl", required=True)
 
+    known = read_many([address for _, address in nodes], params["talosconfig"], binary, params["timeout"]) or {}
+
     def plan_one(node: tuple[str, str]) -> NodePlan | NodePlanError:
         talos = TalosNode(node[1], params["talosconfig"], binary, params["timeout"])
         try:
-            return plan_node(talos, node[0], params)
+            return plan_node(talos, node[0], params, known.get(node[1]))
         except NodePlanError as problem:
             return problem
 

@@ -131,14 +131,13 @@ import hashlib
 import json
 import time
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
-    from kubernetes import client as k8s_client
     from kubernetes import config as k8s_config
-    from kubernetes import watch as k8s_watch
     from kubernetes.client.exceptions import ApiException
 except ImportError:
     KUBERNETES_IMPORT_ERROR: str | None = traceback.format_exc()
@@ -251,29 +250,73 @@ def job_verdict(job: dict[str, Any]) -> tuple[str, str] | None:
 
 
 class Cluster:
-    """The few Kubernetes API calls this module makes, on plain JSON, each with a timeout."""
+    """The few Kubernetes API calls this module makes, as plain JSON over the client's authenticated transport.
+
+    The typed API classes are not used: importing them builds hundreds of models (about a CPU second per
+    module run); the kubeconfig handling (tokens, client certificates, exec plugins) is the client's.
+    """
 
     def __init__(self, kubeconfig: str | None, context: str | None, request_timeout: int) -> None:
-        api = k8s_config.new_client_from_config(config_file=kubeconfig, context=context, persist_config=False)
-        self.core = k8s_client.CoreV1Api(api)
-        self.batch = k8s_client.BatchV1Api(api)
+        self.api = k8s_config.new_client_from_config(config_file=kubeconfig, context=context, persist_config=False)
         self.timeout = request_timeout
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        query: list[tuple[str, Any]] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float | None = None,
+    ) -> Any:
+        """The raw response (its body not read yet); ApiException for a status outside 2xx."""
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        serialized = self.api.param_serialize(
+            method, path, query_params=query or [], header_params=headers, body=body, auth_settings=["BearerToken"]
+        )
+        response = self.api.call_api(*serialized, _request_timeout=timeout or self.timeout)
+        if not 200 <= response.status <= 299:
+            response.read()
+            self.api.response_deserialize(response, {})
+        return response
+
+    def json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        response = self.request(method, path, **kwargs)
+        response.read()
+        return json.loads(response.data)
+
     def node(self, name: str) -> dict[str, Any]:
-        return _json(self.core.read_node(name, _preload_content=False, _request_timeout=self.timeout))
+        return self.json("GET", f"/api/v1/nodes/{name}")
 
     def patch_node(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = self.core.patch_node(
-            name, body, _content_type=MERGE_PATCH, _preload_content=False, _request_timeout=self.timeout
-        )
-        return _json(response)
+        return self.json("PATCH", f"/api/v1/nodes/{name}", body=body, content_type=MERGE_PATCH)
 
-    def watch_until(self, read: Any, list_call: Any, done: Any, deadline: float, **scope: Any) -> tuple[Any, dict]:
+    def events(self, collection: str, obj: dict[str, Any], seconds: int, timeout: float) -> Iterator[dict[str, Any]]:
+        """Watch events of one object of `collection` (its list path) from its resourceVersion."""
+        query = [
+            ("watch", "true"),
+            ("fieldSelector", f"metadata.name={obj['metadata']['name']}"),
+            ("resourceVersion", obj["metadata"]["resourceVersion"]),
+            ("timeoutSeconds", seconds),
+        ]
+        response = self.request("GET", collection, query=query, timeout=timeout)
+        try:
+            pending = b""
+            for chunk in response.response.stream(amt=None, decode_content=False):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+        finally:
+            response.response.release_conn()
+
+    def watch_until(self, read: Any, collection: str, done: Any, deadline: float) -> tuple[Any, dict]:
         """Read one object, then watch it until `done(obj)` returns something.
 
         (what `done` returned or None at the deadline, the object last seen). Each watch window is followed
         by a fresh read, as informers relist: the windows grow from 1 s to 30 s, so that a missed or expired
-        watch (410 Gone) costs little while a long wait makes few requests.
+        watch (410 Gone, an ERROR event) costs little while a long wait makes few requests.
         """
         window = 1.0
         while True:
@@ -281,32 +324,15 @@ class Cluster:
             found = done(obj)
             if found is not None or (remaining := deadline - time.monotonic()) <= 0:
                 return found, obj
-            stream = k8s_watch.Watch()
-            try:
-                for event in stream.stream(
-                    list_call,
-                    **scope,
-                    field_selector=f"metadata.name={obj['metadata']['name']}",
-                    resource_version=obj["metadata"]["resourceVersion"],
-                    timeout_seconds=max(1, int(min(remaining, window))),
-                    deserialize=False,
-                    _request_timeout=min(remaining, window) + self.timeout,
-                ):
-                    if event.get("type") in ("ADDED", "MODIFIED"):
-                        obj = event["object"]
-                        found = done(obj)
-                        if found is not None:
-                            stream.stop()
-                            return found, obj
-            except (KeyError, ApiException):
-                # An ERROR event (expired resource version) is not a dict the client can raise from when
-                # events are not deserialized: read again and watch from there.
-                pass
+            seconds = max(1, int(min(remaining, window)))
+            for event in self.events(collection, obj, seconds, seconds + self.timeout):
+                if event.get("type") not in ("ADDED", "MODIFIED"):
+                    break  # ERROR (expired version) or DELETED: read again
+                obj = event["object"]
+                found = done(obj)
+                if found is not None:
+                    return found, obj
             window = min(window * 2, 30.0)
-
-
-def _json(response: Any) -> dict[str, Any]:
-    return json.loads(response.data)
 
 
 def update_node(cluster: Cluster, name: str, change: Any) -> tuple[dict[str, Any], bool]:
@@ -364,7 +390,7 @@ def wait_ready(cluster: Cluster, name: str, boot_id: str | None, deadline: float
     def back(node: dict[str, Any]) -> bool | None:
         return True if is_ready(node) and (not boot_id or boot_of(node) == boot_id) else None
 
-    found, node = cluster.watch_until(lambda: cluster.node(name), cluster.core.list_node, back, deadline)
+    found, node = cluster.watch_until(lambda: cluster.node(name), "/api/v1/nodes", back, deadline)
     if found is None:
         seen = f"Ready={is_ready(node)}, kubelet boot {boot_of(node) or 'unknown'}"
         want = f"Ready on boot {boot_id}" if boot_id else "Ready"
@@ -374,45 +400,25 @@ def wait_ready(cluster: Cluster, name: str, boot_id: str | None, deadline: float
 
 def run_probe(cluster: Cluster, name: str, params: dict[str, Any]) -> dict[str, Any]:
     namespace = params["probe_namespace"]
+    jobs = f"/apis/batch/v1/namespaces/{namespace}/jobs"
     started = time.monotonic()
-    cluster.batch.delete_collection_namespaced_job(
-        namespace,
-        label_selector=f"{PROBE_NODE_LABEL}={node_key(name)}",
-        propagation_policy="Background",
-        _preload_content=False,
-        _request_timeout=cluster.timeout,
-    )
+    leftovers = [("labelSelector", f"{PROBE_NODE_LABEL}={node_key(name)}"), ("propagationPolicy", "Background")]
+    cluster.json("DELETE", jobs, query=leftovers)
     body = probe_job(name, params["probe_url"], namespace, params["probe_image"], params["probe_timeout"])
-    job = _json(
-        cluster.batch.create_namespaced_job(namespace, body, _preload_content=False, _request_timeout=cluster.timeout)
-    )
+    job = cluster.json("POST", jobs, body=body)
     job_name = job["metadata"]["name"]
-
-    def read() -> dict[str, Any]:
-        response = cluster.batch.read_namespaced_job(
-            job_name, namespace, _preload_content=False, _request_timeout=cluster.timeout
-        )
-        return _json(response)
-
     try:
         deadline = started + params["probe_timeout"] + cluster.timeout
-        verdict, _ = cluster.watch_until(
-            read, cluster.batch.list_namespaced_job, job_verdict, deadline, namespace=namespace
-        )
+        verdict, _ = cluster.watch_until(lambda: cluster.json("GET", f"{jobs}/{job_name}"), jobs, job_verdict, deadline)
     finally:
-        cluster.batch.delete_namespaced_job(
-            job_name,
-            namespace,
-            propagation_policy="Background",
-            _preload_content=False,
-            _request_timeout=cluster.timeout,
-        )
+        cluster.json("DELETE", f"{jobs}/{job_name}", query=[("propagationPolicy", "Background")])
     kind, reason = verdict or ("Unfinished", f"no verdict within {params['probe_timeout']} s")
     result = {"job": job_name, "verdict": kind, "reason": reason, "seconds": round(time.monotonic() - started, 2)}
     if kind != "Complete":
         raise CordonError(
             f"the probe Job on node {name} could not fetch {params['probe_url']} ({kind}"
-            f"{': ' + reason if reason else ''}); the node stays cordoned. Check what should serve it on the node.",
+            f"{': ' + reason if reason else ''}); the node is not given back to the scheduler. Check what should "
+            "serve it on the node.",
             probe=result,
         )
     return result

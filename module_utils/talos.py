@@ -197,6 +197,21 @@ def parse_server_version(stdout: str) -> TalosVersion:
 # --- machine configuration -------------------------------------------------------------------------
 
 
+def parse_server_versions(stdout: str) -> dict[str, TalosVersion]:
+    """`talosctl version` over several nodes: each `NODE:` line after `Server:` and the `Tag:` that follows it."""
+    lines = stdout.splitlines()
+    start = next((index for index, line in enumerate(lines) if line.strip() == "Server:"), len(lines))
+    versions: dict[str, TalosVersion] = {}
+    node = None
+    for line in lines[start + 1 :]:
+        label, _, value = line.strip().partition(":")
+        if label == "NODE":
+            node = value.strip()
+        elif label == "Tag" and node is not None and node not in versions:
+            versions[node] = TalosVersion.parse(value)
+    return versions
+
+
 def active_config(get_mc_yaml: str) -> list[Document]:
     """The documents of the active (`v1alpha1`) MachineConfig in `talosctl get mc -o yaml` output.
 
@@ -205,9 +220,25 @@ def active_config(get_mc_yaml: str) -> list[Document]:
     """
     resources = [item for item in _load_all(get_mc_yaml, "talosctl get mc output") if isinstance(item, dict)]
     active = next((r for r in resources if (r.get("metadata") or {}).get("id") == "v1alpha1"), None)
-    if active is None or not isinstance(active.get("spec"), str):
+    if active is None:
         raise ValueError("talosctl get mc printed no v1alpha1 MachineConfig")
-    docs = [doc for doc in _load_all(active["spec"], "the machine configuration") if doc is not None]
+    return _config_documents(active)
+
+
+def active_configs(get_mc_yaml: str) -> dict[str, list[Document]]:
+    """`talosctl get mc -o yaml` over several nodes: each node's (`node:`) active configuration documents."""
+    resources = [item for item in _load_all(get_mc_yaml, "talosctl get mc output") if isinstance(item, dict)]
+    return {
+        str(resource.get("node")): _config_documents(resource)
+        for resource in resources
+        if (resource.get("metadata") or {}).get("id") == "v1alpha1"
+    }
+
+
+def _config_documents(resource: dict[str, Any]) -> list[Document]:
+    if not isinstance(resource.get("spec"), str):
+        raise ValueError("talosctl get mc printed no v1alpha1 MachineConfig")
+    docs = [doc for doc in _load_all(resource["spec"], "the machine configuration") if doc is not None]
     if not all(isinstance(doc, dict) for doc in docs):
         raise ValueError("the machine configuration holds a document that is not a mapping")
     main_document(docs)
@@ -651,6 +682,25 @@ def read_version(talos: TalosNode) -> TalosVersion:
 
 def read_config(talos: TalosNode) -> list[Document]:
     return active_config(talos.run("get", "machineconfig", "-o", "yaml").stdout)
+
+
+def read_many(
+    addresses: Sequence[str], talosconfig: str | None, binary: str, timeout: float
+) -> dict[str, tuple[TalosVersion, list[Document]]] | None:
+    """Version and active configuration of many nodes in two talosctl calls (talosctl fans out to them).
+
+    None when a call fails or does not answer for every node: reading node by node then says which one.
+    """
+    try:
+        versions = parse_server_versions(run_talosctl(["version"], talosconfig, addresses, timeout, binary).stdout)
+        configs = active_configs(
+            run_talosctl(["get", "machineconfig", "-o", "yaml"], talosconfig, addresses, timeout, binary).stdout
+        )
+    except (TalosctlError, ValueError):
+        return None
+    if not set(addresses) <= set(versions) or not set(addresses) <= set(configs):
+        return None
+    return {address: (versions[address], configs[address]) for address in addresses}
 
 
 def read_boot_id(talos: TalosNode) -> tuple[str | None, str | None]:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import talos_machineconfig
 import talos_metrics_plan
-from talos_module_support import CP, W13, W14, W15, LabTalos, ModuleRun, lab_talos, run_module, wait_until
+from ansible.module_utils.talos import read_many
+from talos_module_support import CP, SHIM, W13, W14, W15, LabTalos, ModuleRun, lab_talos, run_module, wait_until
 
 NODES = [
     {"name": "w-13", "address": W13},
@@ -122,3 +123,20 @@ machine:
       path: /etc/cri/conf.d/20-customization.part
       op: create
 """
+
+
+def test_all_nodes_are_read_in_two_talosctl_calls_and_a_missing_node_makes_it_step_aside(lab: LabTalos):
+    addresses = [node["address"] for node in NODES]
+
+    together = read_many(addresses, str(lab.talosconfig), str(SHIM), 30)
+    with_a_ghost = read_many([*addresses, "127.0.29.9"], str(lab.talosconfig), str(SHIM), 30)
+
+    assert together is not None and list(together) == addresses
+    assert {address: str(version) for address, (version, _) in together.items()} == {
+        W13: "v1.13.2",
+        W14: "v1.14.1",
+        W15: "v1.15.0",
+        CP: "v1.13.2",
+    }
+    assert together[CP][1][0]["machine"]["type"] == "controlplane"
+    assert with_a_ghost is None

@@ -22,6 +22,7 @@ from ansible.module_utils.talos import (
     TalosctlError,
     TalosVersion,
     active_config,
+    active_configs,
     check_metrics_address,
     effective_metrics_address,
     etcd_problems,
@@ -31,6 +32,7 @@ from ansible.module_utils.talos import (
     observe_health,
     parse_patch_output,
     parse_server_version,
+    parse_server_versions,
     parse_service_view,
     parse_table,
     plan_metrics,
@@ -619,3 +621,34 @@ def test_cri_unhealthy_and_a_missing_setting_are_both_reported():
         "containerd metrics address in effect None, wanted '127.0.0.1:11234'",
     ]
     assert isinstance(health, NodeHealth) and health.as_dict()["unmet"] == health.unmet
+
+
+def test_versions_of_several_nodes_are_read_per_node_line():
+    stdout = (
+        "Client:\n\tTag:         v1.15.0\nServer:\n"
+        "\tNODE:        10.5.0.2\n\tTag:         v1.13.2\n\tSHA:         x\n"
+        "\tNODE:        10.5.0.3\n\tTag:         v1.14.1\n"
+    )
+
+    assert parse_server_versions(stdout) == {"10.5.0.2": V13, "10.5.0.3": V14}
+
+
+def test_configurations_of_several_nodes_are_keyed_by_node():
+    def resource(node: str, rid: str, hostname: str) -> dict[str, Any]:
+        spec = yaml.safe_dump({"version": "v1alpha1", "machine": {"network": {"hostname": hostname}}})
+        return {"node": node, "metadata": {"id": rid}, "spec": spec}
+
+    text = yaml.safe_dump_all(
+        [
+            resource("10.5.0.2", "persistent", "old"),
+            resource("10.5.0.2", "v1alpha1", "a"),
+            resource("10.5.0.3", "v1alpha1", "b"),
+        ]
+    )
+
+    configs = active_configs(text)
+
+    assert {node: docs[0]["machine"]["network"]["hostname"] for node, docs in configs.items()} == {
+        "10.5.0.2": "a",
+        "10.5.0.3": "b",
+    }
