@@ -2,15 +2,23 @@
 
 Runs, each in a fresh lab: the toolkit's rollout then its no-change re-run, and a naive shell loop
 (`talosctl patch mc` + wait for the Node to be Ready again, node after node). Prints wall times, the
-floor (the lab's reboot and readiness times along the critical path), their ratio, and the Kubernetes
-API requests per node read from the lab's request log.
+floor (the lab's reboot and readiness times along the rollout's critical path, batch by batch), their
+ratio, the Kubernetes API requests per node read from the lab's request log, and the CPU seconds the
+run took (wall times depend on what else the machine runs; the load average is printed with them).
+
+  --reboot-seconds S   lab nodes take S seconds to reboot (a copy of the lab inventory with
+                       lab_reboot_seconds changed), to see the ratio at realistic reboot times
+  --no-naive           skip the naive loop
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
+import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,11 +55,39 @@ PATCH_113 = {
 }
 
 
+# The rolling phase begins only once the baseline succeeded (migration state): record the phases before it.
+SEED_STATE = [
+    {
+        "name": "Record the phases before the rolling one",
+        "hosts": "localhost",
+        "gather_facts": False,
+        "tasks": [
+            {
+                "name": "Record {{ item }}",
+                "migration_state": {
+                    "action": "{{ item.0 }}",
+                    "phase": "{{ item.1 }}",
+                    "kubeconfig": "{{ lookup('env', 'KUBECONFIG') }}",
+                    "namespace": "monitoring",
+                },
+                "loop": [
+                    ["begin", "preflight"],
+                    ["succeed", "preflight"],
+                    ["begin", "baseline"],
+                    ["succeed", "baseline"],
+                ],
+            }
+        ],
+    }
+]
+
+
 class Lab:
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, inventory: Path) -> None:
         self.run_dir = run_dir
         self.env = {
             **os.environ,
+            "LAB_INVENTORY": str(inventory),
             "LAB_RUN_DIR": str(run_dir),
             "PYTHONPATH": str(ROOT),
             "PATH": f"{ROOT / 'lab' / 'bin'}:{Path(sys.executable).parent}:{os.environ['PATH']}",
@@ -66,6 +102,23 @@ class Lab:
         )
         return self
 
+    def seed_state(self) -> None:
+        playbook = self.run_dir / "seed-state.yml"
+        playbook.write_text(yaml.safe_dump(SEED_STATE, sort_keys=False))
+        ansible = [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            str(playbook),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+        ]
+        done = subprocess.run(ansible, env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+        if done.returncode != 0:
+            sys.exit(f"seeding the migration state failed:\n{done.stdout[-3000:]}")
+
     def __exit__(self, *_exc: object) -> None:
         subprocess.run(
             [sys.executable, "-m", "lab", "down"], env=self.env, cwd=ROOT, capture_output=True, timeout=120, check=False
@@ -75,68 +128,133 @@ class Lab:
         path = self.run_dir / "api-requests.jsonl"
         return sum(1 for _ in path.open()) if path.exists() else 0
 
-    def timed(self, argv: list[str]) -> tuple[float, int, subprocess.CompletedProcess]:
+    def timed(self, argv: list[str]) -> Timing:
         before = self.requests()
+        cpu_before = _children_cpu()
         start = time.monotonic()
         proc = subprocess.run(argv, env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=3600, check=False)
         wall = time.monotonic() - start
         if proc.returncode != 0:
             sys.exit(f"{' '.join(argv[:3])} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-        return wall, self.requests() - before, proc
+        return Timing(wall, _children_cpu() - cpu_before, self.requests() - before, proc.stdout)
+
+
+class Timing:
+    def __init__(self, wall: float, cpu: float, requests: int, stdout: str) -> None:
+        self.wall, self.cpu, self.requests, self.stdout = wall, cpu, requests, stdout
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def changed_count(recap: str) -> int:
     return sum(int(n) for n in re.findall(r"changed=(\d+)", recap))
 
 
+def batches(count: int, sizes: list[int]) -> list[int]:
+    """How Ansible's `serial: [a, b]` splits `count` hosts: a, then b, b, ... (the last size repeats)."""
+    out = []
+    while count > 0:
+        size = min(sizes[min(len(out), len(sizes) - 1)], count)
+        out.append(size)
+        count -= size
+    return out
+
+
+def toolkit_floor(cfg: lab_config.LabConfig, rollout_batch: int, live_batch: int) -> float:
+    """The lab's waits along the playbook's critical path: per batch, a reboot when its nodes reboot, and the
+    probe pods (one per node, in parallel within a batch) turning Ready."""
+    workers = [n for n in cfg.nodes if n.role == "worker"]
+    reboot = sum(1 for n in workers if _reboots(n))
+    live = len(workers) - reboot
+    control_plane = len(cfg.nodes) - len(workers)
+    reboot_batches = len(batches(reboot, [1, rollout_batch])) + control_plane
+    live_batches = len(batches(live, [1, live_batch]))
+    return reboot_batches * (cfg.reboot_seconds + cfg.pod_ready_seconds) + live_batches * cfg.pod_ready_seconds
+
+
+def _reboots(node: lab_config.Node) -> bool:
+    return tuple(int(p) for p in node.talos_version.lstrip("v").split(".")[:2]) < (1, 14)
+
+
+def lab_inventory(tmp: Path, reboot_seconds: float | None) -> Path:
+    """The lab inventory, or a copy of it whose nodes take `reboot_seconds` to reboot."""
+    source = ROOT / "inventories" / "lab"
+    if reboot_seconds is None:
+        return source
+    copy = tmp / "inventory"
+    shutil.copytree(source, copy)
+    settings = copy / "group_vars" / "all" / "lab.yml"
+    data = yaml.safe_load(settings.read_text())
+    data["lab_reboot_seconds"] = reboot_seconds
+    settings.write_text(yaml.safe_dump(data, sort_keys=False))
+    return copy
+
+
 def main() -> int:
-    cfg = lab_config.load()
-    nodes = cfg.nodes
-    rebooting = [n for n in nodes if tuple(int(p) for p in n.talos_version.lstrip("v").split(".")[:2]) < (1, 14)]
-    # Critical path of a one-at-a-time rollout: each 1.13 node's reboot, each node's probe pod turning Ready.
-    floor = len(rebooting) * cfg.reboot_seconds + len(nodes) * cfg.pod_ready_seconds
-    naive_floor = len(rebooting) * cfg.reboot_seconds
-    playbook = [
-        str(Path(sys.executable).parent / "ansible-playbook"),
-        "playbooks/containerd_metrics.yml",
-        "-i",
-        "inventories/lab/hosts.yml",
-    ]
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reboot-seconds", type=float)
+    parser.add_argument("--no-naive", action="store_true")
+    args = parser.parse_args()
+    rollout_batch, live_batch = 1, 5  # the playbook's defaults
     with tempfile.TemporaryDirectory() as tmp:
-        with Lab(Path(tmp) / "toolkit") as lab:
-            wall, requests, _ = lab.timed(playbook)
-            rerun_wall, rerun_requests, rerun = lab.timed(playbook)
-        patch = Path(tmp) / "patch.yaml"
-        patch.write_text(yaml.safe_dump(PATCH_113))
-        with Lab(Path(tmp) / "naive") as lab:
-            lab.env.update(NODES=" ".join(f"{n.name}={n.address}" for n in rebooting), PATCH=str(patch))
-            naive_wall, naive_requests, _ = lab.timed(["bash", "-c", NAIVE_LOOP])
-    rows = [
-        ("toolkit rollout (14 nodes)", wall, floor, requests / len(nodes)),
-        ("naive loop (1.13 nodes, no drain/checks)", naive_wall, naive_floor, naive_requests / len(rebooting)),
-    ]
-    print(f"{'run':<44} {'wall s':>8} {'floor s':>8} {'ratio':>6} {'API req/node':>13}")
-    for name, w, f, r in rows:
-        print(f"{name:<44} {w:8.1f} {f:8.1f} {w / f:6.2f} {r:13.1f}")
-    print(f"overhead ratio: {wall / floor:.2f}")
-    print(
-        f"no-change re-run: {rerun_wall:.1f} s, changed={changed_count(rerun.stdout)}, "
-        f"API req/node {rerun_requests / len(nodes):.1f}"
-    )
-    print(
-        json.dumps(
-            {
-                "wall": wall,
-                "floor": floor,
-                "ratio": wall / floor,
-                "api_per_node": requests / len(nodes),
-                "naive_wall": naive_wall,
-                "naive_ratio": naive_wall / naive_floor,
-                "rerun_wall": rerun_wall,
-                "rerun_changed": changed_count(rerun.stdout),
-            }
+        inventory = lab_inventory(Path(tmp), args.reboot_seconds)
+        cfg = lab_config.load(inventory)
+        nodes = cfg.nodes
+        rebooting = [n for n in nodes if _reboots(n)]
+        floor = toolkit_floor(cfg, rollout_batch, live_batch)
+        naive_floor = len(rebooting) * cfg.reboot_seconds
+        playbook = [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "playbooks/containerd_metrics.yml",
+            "-i",
+            "inventories/lab/hosts.yml",
+        ]
+        load_before = os.getloadavg()[0]
+        with Lab(Path(tmp) / "toolkit", inventory) as lab:
+            lab.seed_state()
+            rollout = lab.timed(playbook)
+            rerun = lab.timed(playbook)
+        naive = None
+        if not args.no_naive:
+            patch = Path(tmp) / "patch.yaml"
+            patch.write_text(yaml.safe_dump(PATCH_113))
+            with Lab(Path(tmp) / "naive", inventory) as lab:
+                lab.env.update(NODES=" ".join(f"{n.name}={n.address}" for n in rebooting), PATCH=str(patch))
+                naive = lab.timed(["bash", "-c", NAIVE_LOOP])
+    load_after = os.getloadavg()[0]
+    print(f"lab: {len(nodes)} nodes, reboot {cfg.reboot_seconds:g} s, pod ready {cfg.pod_ready_seconds:g} s")
+    print(f"machine load average (1 min) {load_before:.1f} before, {load_after:.1f} after, {os.cpu_count()} CPUs")
+    print(f"{'run':<44} {'wall s':>8} {'floor s':>8} {'ratio':>6} {'API req/node':>13} {'CPU s':>7}")
+    rows = [(f"toolkit rollout ({len(nodes)} nodes)", rollout, floor, len(nodes))]
+    if naive is not None:
+        rows.append(("naive loop (1.13 nodes, no drain/checks)", naive, naive_floor, len(rebooting)))
+    for name, run, run_floor, count in rows:
+        print(
+            f"{name:<44} {run.wall:8.1f} {run_floor:8.1f} {run.wall / run_floor:6.2f} "
+            f"{run.requests / count:13.1f} {run.cpu:7.1f}"
         )
+    print(f"overhead ratio: {rollout.wall / floor:.2f}")
+    print(
+        f"no-change re-run: {rerun.wall:.1f} s, changed={changed_count(rerun.stdout)}, "
+        f"API req/node {rerun.requests / len(nodes):.1f}, CPU {rerun.cpu:.1f} s"
     )
+    summary = {
+        "reboot_seconds": cfg.reboot_seconds,
+        "wall": rollout.wall,
+        "floor": floor,
+        "ratio": rollout.wall / floor,
+        "cpu": rollout.cpu,
+        "api_per_node": rollout.requests / len(nodes),
+        "rerun_wall": rerun.wall,
+        "rerun_changed": changed_count(rerun.stdout),
+        "load": [load_before, load_after],
+    }
+    if naive is not None:
+        summary.update(naive_wall=naive.wall, naive_ratio=naive.wall / naive_floor)
+    print(json.dumps(summary))
     return 0
 
 
