@@ -366,8 +366,11 @@ def test_steps_scale_down_before_removing_and_list_only_what_is_left() -> None:
         "scale Prometheus monitoring/kube-prometheus-stack-prometheus from 3 to 1 replica, "
         "then check Mimir still receives the new pipeline"
     )
-    resumed = [s["id"] for s in steps(prometheus_cr(0), [], plan, [], False, False)]
-    assert resumed == ["prometheus", "release"]
+    resumed = steps(prometheus_cr(0), [], plan, [], False, False)
+    assert [s["id"] for s in resumed] == ["scale_to_0", "prometheus", "release"]
+    assert resumed[0]["text"].startswith(
+        "Prometheus monitoring/kube-prometheus-stack-prometheus is at 0 replicas already: check Mimir"
+    ), "a run stopped between scaling to 0 and its Mimir check still checks"
     assert steps({}, [], [p for p in plan if p["action"] == "keep"], [], False, False) == []
 
 
