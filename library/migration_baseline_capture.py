@@ -203,8 +203,8 @@ from ansible.module_utils.promql import (
     PromQLClient,
     PromQLError,
     redact_url,
-    resolve_time,
     settings_from_params,
+    unix_seconds,
 )
 
 ARGUMENT_SPEC: dict[str, Any] = {
@@ -257,7 +257,7 @@ def spec_from_params(params: dict[str, Any]) -> BaselineSpec:
 
 def evaluation_time(params: dict[str, Any]) -> float:
     now = time.time()
-    return float(resolve_time(params["time"], now)) if params["time"] else now
+    return unix_seconds(params["time"], now) if params["time"] else now
 
 
 def main() -> None:

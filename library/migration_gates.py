@@ -422,8 +422,8 @@ from ansible.module_utils.promql import (
     CONNECTION_CONSTRAINTS,
     PromQLClient,
     redact_url,
-    resolve_time,
     settings_from_params,
+    unix_seconds,
 )
 
 
@@ -531,7 +531,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
 
 
 def _time(text: str | None, now: float) -> float | None:
-    return float(resolve_time(text, now)) if text else None
+    return unix_seconds(text, now) if text else None
 
 
 def source_resolver(names: dict[str, Any]) -> Any:

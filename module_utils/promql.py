@@ -23,6 +23,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -139,6 +140,22 @@ def resolve_time(text: str, now: float) -> str:
     if text.startswith("now-"):
         return f"{now - parse_duration(text.removeprefix('now-')):.3f}"
     return text
+
+
+def unix_seconds(text: str, now: float) -> float:
+    """A time as `resolve_time` accepts it (Unix seconds, RFC 3339, `now`, `now-<duration>`) as Unix seconds."""
+    resolved = resolve_time(text, now)
+    try:
+        return float(resolved)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(resolved)
+    except ValueError as exc:
+        raise ValueError(f"not a time (Unix seconds, RFC 3339, now-<duration>): {text!r}") from exc
+    if moment.tzinfo is None:
+        raise ValueError(f"an RFC 3339 time needs its offset (Z or +hh:mm): {text!r}")
+    return moment.timestamp()
 
 
 # --- results ------------------------------------------------------------------------------------

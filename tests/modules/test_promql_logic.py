@@ -25,6 +25,7 @@ from ansible.module_utils.promql import (
     redact_url,
     reduce_figures,
     resolve_time,
+    unix_seconds,
 )
 
 PASSWORD = "s3cr3t-pa55word"
@@ -57,6 +58,27 @@ def test_malformed_durations_are_refused(text: str) -> None:
 )
 def test_times_relative_to_now_are_computed_others_pass_through(text: str, resolved: str) -> None:
     assert resolve_time(text, now=1_767_225_600.0) == resolved
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("now-5m", 1_767_225_300.0),
+        ("1767225000.5", 1_767_225_000.5),
+        ("2026-01-01T00:00:00Z", 1_767_225_600.0),
+        ("2026-01-01T01:00:00+01:00", 1_767_225_600.0),
+    ],
+)
+def test_times_as_unix_seconds_for_the_gates(text: str, seconds: float) -> None:
+    assert unix_seconds(text, now=1_767_225_600.0) == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "refusal"), [("2026-01-01T00:00:00", "needs its offset"), ("yesterday", "not a time")]
+)
+def test_times_the_gates_cannot_place_are_refused(text: str, refusal: str) -> None:
+    with pytest.raises(ValueError, match=refusal):
+        unix_seconds(text, now=1_767_225_600.0)
 
 
 @pytest.mark.parametrize(
