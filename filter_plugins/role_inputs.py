@@ -8,6 +8,7 @@ name, so any variable with that prefix that the role's argument_specs do not lis
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 
 
@@ -16,7 +17,11 @@ def unknown_role_variables(names: Iterable[str], argument_specs: Mapping, role: 
 
     `argument_specs` is the parsed meta/argument_specs.yml. Internal variables (`_<role>_...`,
     `__<role>_...`) never start with the role's name, so they are out of the check by construction.
+    A role's published outcome (`<role>_result`, `<role>_<action>_result`, set by the role for the
+    playbook) is an output, not an input: site.yml runs the phases in one play run, so a later phase
+    sees the facts an earlier one set.
     """
+    output = re.compile(rf"{re.escape(role)}_(?:[a-z0-9]+_)?result")
     declared = sorted(
         {
             option
@@ -26,7 +31,7 @@ def unknown_role_variables(names: Iterable[str], argument_specs: Mapping, role: 
     )
     messages = []
     for name in sorted(set(names)):
-        if not name.startswith(f"{role}_") or name in declared:
+        if not name.startswith(f"{role}_") or name in declared or output.fullmatch(name):
             continue
         # Compare what follows the shared prefix, or every name would look close to every other.
         prefix = f"{role}_"
