@@ -184,9 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--stage", choices=[stage for stage in STAGES if stage], help=stage_help)
     fault = sub.add_parser(
         "fault",
-        help="inject a fault: `fault api error_rate=0.2 error_code=503 latency=0.1 conflict_rate=0.1`, "
+        help="inject a fault: `fault api error_rate=0.2 error_code=503 latency=0.1 conflict_rate=0.1 "
+        "[seconds=5]` (a burst: cleared by itself after that long), "
         "`fault node node=talos-worker-3 kind=never_returns|slow_reboot|clear [seconds=30]`, "
-        "`fault mimir down=true|false latency=2`, "
+        "`fault mimir down=true|false latency=2 auth=user:password` (auth: a basic-auth gateway in front, "
+        "`auth=` removes it), "
         "`fault pod namespace=monitoring name=alloy-1 kind=unready|clear` (its containers stop being ready)",
     )
     history = sub.add_parser(

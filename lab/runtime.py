@@ -288,11 +288,8 @@ class Lab:
     def fault(self, request: dict) -> dict:
         target = request.get("target")
         if target == "api":
-            faults = self.server.faults
-            for key in ("error_rate", "error_code", "conflict_rate", "latency"):
-                if key in request:
-                    setattr(faults, key, type(getattr(faults, key))(request[key]))
-            return faults.as_dict()
+            self.server.faults.set(request)
+            return self.server.faults.active().as_dict()
         if target == "node":
             node = request.get("node", "")
             if request.get("kind") in (None, "", "clear"):
@@ -315,7 +312,9 @@ class Lab:
                 self.metrics.mimir.set_down(str(request["down"]).lower() in ("1", "true", "yes"))
             if "latency" in request:
                 self.metrics.mimir.set_latency(float(request["latency"]))
-            return {"mimir": self.metrics.mimir.url}
+            if "auth" in request:
+                self.metrics.mimir.set_required_auth(str(request["auth"]))
+            return {"mimir": self.metrics.mimir.url, "auth_required": self.metrics.mimir.required_auth is not None}
         raise ValueError(f"unknown fault target {target!r}")
 
 

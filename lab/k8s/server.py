@@ -10,6 +10,7 @@ import ssl
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,15 +28,41 @@ _NODE_PROXY = re.compile(r"^/api/v1/nodes/([^/]+)/proxy(/.*)?$")
 
 @dataclass
 class Faults:
-    """Injected API failures: a share of resource requests answered 5xx or 409, added latency."""
+    """Injected API failures: a share of resource requests answered 5xx or 409, added latency.
+
+    `seconds` makes them a burst: they clear by themselves that many seconds after being set.
+    """
 
     error_rate: float = 0.0
     error_code: int = 503
     conflict_rate: float = 0.0
     latency: float = 0.0
+    seconds: float = 0.0
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    _expires: float = 0.0
+
+    def set(self, settings: dict) -> None:
+        for key in ("error_rate", "error_code", "conflict_rate", "latency"):
+            if key in settings:
+                setattr(self, key, type(getattr(self, key))(settings[key]))
+        self.seconds = float(settings.get("seconds", 0))
+        self._expires = self.clock() + self.seconds if self.seconds > 0 else 0.0
+
+    def active(self) -> Faults:
+        """The faults in force now (cleared once a burst is over)."""
+        if self._expires and self.clock() >= self._expires:
+            self.error_rate, self.conflict_rate, self.latency, self.seconds, self._expires = 0.0, 0.0, 0.0, 0.0, 0.0
+        return self
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        left = max(0.0, self._expires - self.clock()) if self._expires else 0.0
+        return {
+            "error_rate": self.error_rate,
+            "error_code": self.error_code,
+            "conflict_rate": self.conflict_rate,
+            "latency": self.latency,
+            "seconds_left": round(left, 1),
+        }
 
 
 @dataclass
@@ -199,7 +226,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _inject_faults(self, route: Route) -> None:
-        faults = self.server.faults
+        faults = self.server.faults.active()
         if faults.latency:
             time.sleep(faults.latency)
         if faults.error_rate and random.random() < faults.error_rate:

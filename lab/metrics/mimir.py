@@ -8,6 +8,7 @@ accepted series are forwarded to the storage's /api/v1/write. Queries under /pro
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import re
@@ -244,6 +245,8 @@ class MimirFront:
         self.metrics = MimirMetrics()
         self.ha_tracker = HATracker(config.ha_failover_timeout_seconds, self.metrics.elected_replica_changes, clock)
         self.latency_seconds = 0.0
+        # Basic-auth credentials an auth gateway in front of Mimir demands (None: no gateway auth).
+        self.required_auth: tuple[str, str] | None = None
         self._gate = SampleGate()
         self.endpoint = Endpoint("127.0.0.1", config.mimir_port, self._handle)
 
@@ -268,12 +271,24 @@ class MimirFront:
         """Fault: add this many seconds to every push."""
         self.latency_seconds = seconds
 
+    def set_required_auth(self, credentials: str) -> None:
+        """Fault: `user:password` puts a basic-auth gateway in front of Mimir's API; empty removes it.
+
+        What the lab's agents send through `/gateway/<tenant>` counts as already authenticated (that
+        prefix stands for the gateway), and `/metrics` stays open to the lab's meta-monitoring scrape.
+        """
+        user, sep, password = credentials.partition(":")
+        if credentials and not (sep and user and password):
+            raise ValueError("auth wants user:password (or nothing to remove the gateway's check)")
+        self.required_auth = (user, password) if credentials else None
+
     # --- dispatch --------------------------------------------------------------------------------
 
     def _handle(self, request: Request) -> Response:
         started = time.monotonic()
+        authenticated = request.path.startswith("/gateway/") or self._authenticated(request)
         request = _through_gateway(request)
-        response = self._route(request)
+        response = self._route(request) if authenticated or request.path == "/metrics" else _UNAUTHORIZED
         self.metrics.request_duration.observe(
             time.monotonic() - started,
             request.method,
@@ -283,6 +298,16 @@ class MimirFront:
         )
         self.metrics.request_message_bytes.observe(len(request.body or b""), request.method, route_name(request.path))
         return response
+
+    def _authenticated(self, request: Request) -> bool:
+        if self.required_auth is None:
+            return True
+        scheme, _, encoded = (request.header("Authorization") or "").partition(" ")
+        try:
+            user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        return scheme.lower() == "basic" and (user, password) == self.required_auth
 
     def _route(self, request: Request) -> Response:
         if request.path == "/metrics":
@@ -418,6 +443,16 @@ class MimirFront:
             f"<tbody>{rows}</tbody></table></body></html>"
         )
         return Response(200, page.encode(), "text/html; charset=utf-8")
+
+
+# What an nginx basic-auth gateway (as in Mimir's Helm chart) answers a request without valid credentials.
+_UNAUTHORIZED = Response(
+    401,
+    b"<html>\r\n<head><title>401 Authorization Required</title></head>\r\n<body>\r\n"
+    b"<center><h1>401 Authorization Required</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n",
+    "text/html",
+    {"WWW-Authenticate": 'Basic realm="Mimir"'},
+)
 
 
 def gateway_prefix(tenant: str) -> str:
