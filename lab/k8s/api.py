@@ -370,6 +370,7 @@ class Api:
         if sub == "status":
             status = new.get("status")
             new = copy.deepcopy(current)
+            meta = new["metadata"]  # the status subresource ignores the body's metadata, not the new revision
             if status is None:
                 new.pop("status", None)
             else:
