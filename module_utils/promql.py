@@ -225,6 +225,13 @@ def _is_retryable_exception(error: requests.RequestException) -> bool:
     return isinstance(error, requests.ConnectionError | requests.Timeout)
 
 
+def _is_connection_failure(error: requests.RequestException) -> bool:
+    """Nothing answered at all (refused, unresolvable, no connection in time): not one slow query."""
+    return isinstance(error, requests.ConnectionError) and not isinstance(
+        error, requests.exceptions.ReadTimeout | requests.exceptions.SSLError
+    )
+
+
 def _root_cause(error: BaseException) -> BaseException:
     """The innermost exception of a chain: `[Errno 111] Connection refused` rather than urllib3's wrappers."""
     seen = {id(error)}
@@ -280,6 +287,10 @@ class PromQLClient:
         self.settings = settings
         self._session = session or requests.Session()
         self._sleep = sleep
+        # Set once a query found the server unreachable after all its retries: every later query of this
+        # client fails at once with that reason, so judging a dozen gates against a Mimir that is down
+        # fails closed in seconds instead of retrying each query for minutes.
+        self._down: PromQLError | None = None
 
     def query_instant(self, query: str, at: str | None = None) -> QueryResult:
         form = {"query": query}
@@ -305,6 +316,8 @@ class PromQLClient:
         return QueryResult(result_type, result, [str(warning) for warning in body.get("warnings") or []])
 
     def _post_with_retries(self, url: str, form: dict[str, str]) -> Any:
+        if self._down is not None:
+            raise PromQLError(f"{self._down} (an earlier query; not tried again)", self._down.url)
         attempts = self.settings.retries + 1
         for attempt in range(1, attempts + 1):
             last = attempt == attempts
@@ -312,7 +325,10 @@ class PromQLClient:
                 reply = self._post(url, form)
             except requests.RequestException as error:
                 if last or not _is_retryable_exception(error):
-                    raise self._unreachable(url, error, attempt) from error
+                    unreachable = self._unreachable(url, error, attempt)
+                    if _is_connection_failure(error):
+                        self._down = unreachable
+                    raise unreachable from error
                 self._sleep(self._delay(attempt, None))
                 continue
             if reply.ok:
@@ -366,6 +382,9 @@ class PromQLClient:
         error_type, error = _error_fields(reply)
         kind = f" {error_type}" if error_type else ""
         message = f"query to {shown} failed ({_attempts(attempts)}): HTTP {reply.status_code}{kind}: {error}"
+        if reply.status_code == 401 and "WWW-Authenticate" in reply.headers:
+            # An authentication challenge: whatever guards the API (a gateway) refused the credentials sent.
+            message += " (the credentials were refused: check the username and password, or the token)"
         return PromQLError(self._scrub(message), shown, reply.status_code, error_type)
 
     def _scrub(self, text: str) -> str:

@@ -275,7 +275,7 @@ class MimirFront:
         """Fault: `user:password` puts a basic-auth gateway in front of Mimir's API; empty removes it.
 
         What the lab's agents send through `/gateway/<tenant>` counts as already authenticated (that
-        prefix stands for the gateway), and `/metrics` stays open to the lab's meta-monitoring scrape.
+        prefix stands for the gateway); `/metrics` and the readiness probe stay open to the lab itself.
         """
         user, sep, password = credentials.partition(":")
         if credentials and not (sep and user and password):
@@ -288,7 +288,8 @@ class MimirFront:
         started = time.monotonic()
         authenticated = request.path.startswith("/gateway/") or self._authenticated(request)
         request = _through_gateway(request)
-        response = self._route(request) if authenticated or request.path == "/metrics" else _UNAUTHORIZED
+        open_path = request.path in ("/metrics", "/ready", "/-/ready")
+        response = self._route(request) if authenticated or open_path else _UNAUTHORIZED
         self.metrics.request_duration.observe(
             time.monotonic() - started,
             request.method,
