@@ -1,0 +1,57 @@
+"""Fault: an invalid Alloy template override. An operator's customised copy of the alloy role (first on
+the roles path, as a site fork would be) forwards the cAdvisor series to a remote_write that does not
+exist. The collectors phase must refuse it before it applies anything: the cluster stays as it was."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+
+from tests.faults.fault_support import ROOT, continuity, snapshot_difference
+
+TEMPLATE = Path("templates/config/kubelet_cadvisor.alloy.j2")
+
+
+def customised_alloy_role(roles: Path) -> str:
+    """A copy of the alloy role whose cAdvisor template names a misspelt receiver; returns the bad line."""
+    shutil.copytree(ROOT / "roles" / "alloy", roles / "alloy")
+    template = roles / "alloy" / TEMPLATE
+    edited, count = re.subn(
+        r"forward_to = \{\{ _alloy_forward_to[^}]*\}\}",
+        "forward_to = [prometheus.remote_write.mimri.receiver]",
+        template.read_text(),
+        count=1,
+    )
+    assert count == 1, "the cAdvisor template no longer forwards through _alloy_forward_to"
+    template.write_text(edited)
+    return "prometheus.remote_write.mimri.receiver"
+
+
+def test_invalid_alloy_override_is_refused_before_anything_is_applied(cluster, table_row, tmp_path):
+    bad = customised_alloy_role(tmp_path / "roles")
+    cluster.record_phases(["preflight", "baseline", "containerd_metrics"])
+    before = cluster.snapshot()
+    started = time.time()
+
+    run = cluster.playbook("collectors.yml", env={"ANSIBLE_ROLES_PATH": f"{tmp_path / 'roles'}:{ROOT / 'roles'}"})
+
+    changed = snapshot_difference(before, cluster.snapshot())
+    refusal = re.search(r"kubelet_cadvisor\.alloy:\d+:\d+: [^\n]*", run.output)
+    record = cluster.migration_state().phases.get("collectors", {})
+    table_row(
+        fault="invalid Alloy template override (a forked role names a receiver that does not exist)",
+        expected="refused before apply, cluster untouched",
+        seen=(
+            f"collectors stopped (rc {run.rc}): {refusal.group(0).replace(chr(92), '')[:110] if refusal else '-'}; "
+            f"cluster: {', '.join(changed) if changed else 'unchanged'}; state: {record.get('status')}"
+        ),
+        data_lost=continuity(cluster, started, time.time(), 'prometheus!=""', 2.0).summary(),
+    )
+    assert run.rc != 0, run.tail()
+    assert refusal, run.tail()
+    assert bad in refusal.group(0)
+    assert changed == [], f"the refused run changed the cluster: {changed}"
+    assert record.get("status") == "failed"
+    assert "kubelet_cadvisor.alloy" in record.get("reason", "")
