@@ -185,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     fault = sub.add_parser(
         "fault",
         help="inject a fault: `fault api error_rate=0.2 error_code=503 latency=0.1 conflict_rate=0.1 "
-        "[seconds=5]` (a burst: cleared by itself after that long), "
+        "[seconds=5]` (a burst: cleared by itself after that long), `fault api errors=2 conflicts=2` (exactly "
+        "the next 2 requests, the next 2 writes), "
         "`fault node node=talos-worker-3 kind=never_returns|slow_reboot|clear [seconds=30]`, "
         "`fault mimir down=true|false latency=2 auth=user:password` (auth: a basic-auth gateway in front, "
         "`auth=` removes it), "

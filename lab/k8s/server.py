@@ -30,7 +30,9 @@ _NODE_PROXY = re.compile(r"^/api/v1/nodes/([^/]+)/proxy(/.*)?$")
 class Faults:
     """Injected API failures: a share of resource requests answered 5xx or 409, added latency.
 
-    `seconds` makes them a burst: they clear by themselves that many seconds after being set.
+    `seconds` makes them a burst in time: they clear by themselves that many seconds after being set.
+    `errors` / `conflicts` answer exactly the next that many resource requests (writes, for conflicts)
+    with the error, whatever the rates: a burst a test can count on.
     """
 
     error_rate: float = 0.0
@@ -38,11 +40,14 @@ class Faults:
     conflict_rate: float = 0.0
     latency: float = 0.0
     seconds: float = 0.0
+    errors: int = 0
+    conflicts: int = 0
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     _expires: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def set(self, settings: dict) -> None:
-        for key in ("error_rate", "error_code", "conflict_rate", "latency"):
+        for key in ("error_rate", "error_code", "conflict_rate", "latency", "errors", "conflicts"):
             if key in settings:
                 setattr(self, key, type(getattr(self, key))(settings[key]))
         self.seconds = float(settings.get("seconds", 0))
@@ -54,6 +59,19 @@ class Faults:
             self.error_rate, self.conflict_rate, self.latency, self.seconds, self._expires = 0.0, 0.0, 0.0, 0.0, 0.0
         return self
 
+    def draw_error(self) -> bool:
+        return self._draw("errors", self.error_rate)
+
+    def draw_conflict(self) -> bool:
+        return self._draw("conflicts", self.conflict_rate)
+
+    def _draw(self, counter: str, rate: float) -> bool:
+        with self._lock:
+            if getattr(self, counter) > 0:
+                setattr(self, counter, getattr(self, counter) - 1)
+                return True
+        return bool(rate) and random.random() < rate
+
     def as_dict(self) -> dict:
         left = max(0.0, self._expires - self.clock()) if self._expires else 0.0
         return {
@@ -62,6 +80,8 @@ class Faults:
             "conflict_rate": self.conflict_rate,
             "latency": self.latency,
             "seconds_left": round(left, 1),
+            "errors_left": self.errors,
+            "conflicts_left": self.conflicts,
         }
 
 
@@ -229,12 +249,12 @@ class _Handler(BaseHTTPRequestHandler):
         faults = self.server.faults.active()
         if faults.latency:
             time.sleep(faults.latency)
-        if faults.error_rate and random.random() < faults.error_rate:
+        if faults.draw_error():
             reason = {500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout"}.get(
                 faults.error_code, "InternalError"
             )
             raise ApiError(faults.error_code, reason, "lab fault: injected server error")
-        if faults.conflict_rate and self.command in ("PUT", "PATCH") and random.random() < faults.conflict_rate:
+        if self.command in ("PUT", "PATCH") and faults.draw_conflict():
             raise ApiError(
                 409,
                 "Conflict",

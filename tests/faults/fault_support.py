@@ -157,9 +157,10 @@ class Cluster:
 
     # -- playbooks ----------------------------------------------------------------------------
     def playbook_argv(self, playbook: str, *args: str) -> list[str]:
+        """ansible-playbook for playbooks/<playbook> (or a path), with this inventory and the suite's settings."""
         return [
             str(VENV_BIN / "ansible-playbook"),
-            f"playbooks/{playbook}",
+            playbook if "/" in playbook else f"playbooks/{playbook}",
             "-i",
             str(self.inventory),
             "-e",
@@ -187,6 +188,27 @@ class Cluster:
         except subprocess.TimeoutExpired as expired:
             output = expired.output.decode() if isinstance(expired.output, bytes) else expired.output or ""
             raise AssertionError(f"{playbook} still running after {timeout:.0f} s:\n{output[-4000:]}") from None
+        return Run(argv, done.returncode, done.stdout, time.monotonic() - started)
+
+    def play(self, tasks: list[dict], *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Run:
+        """Run tasks (a role's entry point, a module) in a localhost play with the same inventory and settings
+        as the playbooks: what a case needs when a whole phase would cost more than its fault is worth."""
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        path = self.artifacts / f"play-{abs(hash(json.dumps(tasks, sort_keys=True)))}.yml"
+        play = [{"name": "fault case", "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
+        path.write_text(yaml.safe_dump(play, sort_keys=False))
+        argv = self.playbook_argv(str(path), *args)
+        started = time.monotonic()
+        done = subprocess.run(
+            argv,
+            cwd=ROOT,
+            env=self.env(**(env or {})),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         return Run(argv, done.returncode, done.stdout, time.monotonic() - started)
 
     def playbook_interrupted(self, playbook: str, *args: str, when: Callable[[str], bool], timeout: float = 600) -> Run:
@@ -365,22 +387,26 @@ class Continuity:
 
     series: int
     gaps: list[str]
+    ended: list[str]
     duplicates: list[str]
     interval: float
+    may_end: bool = False
 
     @property
     def lost(self) -> bool:
-        return bool(self.gaps)
+        return bool(self.gaps or (self.ended and not self.may_end))
 
     def summary(self) -> str:
         if not self.series:
             return "no series to judge"
-        parts = [f"none ({self.series} series, no gap > {3 * self.interval:.0f} s)" if not self.gaps else ""]
+        parts = []
         if self.gaps:
-            parts = [f"{len(self.gaps)} gap(s): " + "; ".join(self.gaps[:4])]
+            parts.append(f"{len(self.gaps)} gap(s): " + "; ".join(self.gaps[:3]))
+        if self.ended and not self.may_end:
+            parts.append(f"{len(self.ended)} stopped: " + "; ".join(self.ended[:3]))
         if self.duplicates:
-            parts.append(f"{len(self.duplicates)} duplicated: " + "; ".join(self.duplicates[:4]))
-        return ", ".join(parts)
+            parts.append(f"{len(self.duplicates)} duplicated: " + "; ".join(self.duplicates[:3]))
+        return ", ".join(parts) or f"none ({self.series} series, no gap > {3 * self.interval:.0f} s)"
 
 
 def continuity(
@@ -390,14 +416,36 @@ def continuity(
     selector: str,
     interval: float,
     ignore: Callable[[dict], bool] = lambda labels: False,
+    may_end: bool = False,
+    settle: float = 20.0,
 ) -> Continuity:
     """Every series of `up{selector}` with samples in [start, end]: a gap is two consecutive samples more
-    than three intervals apart (a scrape missed twice over); a duplicate is a series with samples much
-    closer than its interval (two writers for one target). A series may begin or end inside the range
-    (a target added or removed on purpose); `ignore` leaves out targets the fault itself takes away."""
+    than three intervals apart (a scrape missed twice over); a series that stops before `end` is a target
+    no longer scraped (allowed with `may_end`, e.g. the legacy pipeline once decommissioned); a duplicate
+    is a series with samples much closer than its interval (two writers for one target). A series may
+    begin inside the range (a target added). `ignore` leaves out targets the fault itself takes away.
+    Samples queued while Mimir was unreachable arrive late: judged again for up to `settle` seconds."""
+    deadline = time.monotonic() + settle
+    while True:
+        judged = _judge_continuity(cluster, start, end, selector, interval, ignore, may_end)
+        if not judged.lost or time.monotonic() > deadline:
+            return judged
+        time.sleep(2)
+
+
+def _judge_continuity(
+    cluster: Cluster,
+    start: float,
+    end: float,
+    selector: str,
+    interval: float,
+    ignore: Callable[[dict], bool],
+    may_end: bool,
+) -> Continuity:
     seconds = max(1, int(end - start))
     result = mimir_query(cluster, f"up{{{selector}}}[{seconds}s]", end)
     gaps: list[str] = []
+    ended: list[str] = []
     duplicates: list[str] = []
     judged = 0
     for item in result:
@@ -411,9 +459,12 @@ def continuity(
         worst = max(steps, default=0.0)
         if worst > 3 * interval:
             gaps.append(f"{name} {worst:.0f} s")
+        # Remote write delivers in batches: the newest samples may still be on their way.
+        if stamps and stamps[-1] < end - max(3 * interval, 15.0):
+            ended.append(f"{name} {end - stamps[-1]:.0f} s before the end")
         if len(steps) >= 4 and sorted(steps)[len(steps) // 2] < 0.6 * interval:
             duplicates.append(f"{name} median step {sorted(steps)[len(steps) // 2]:.1f} s")
-    return Continuity(judged, gaps, duplicates, interval)
+    return Continuity(judged, gaps, ended, duplicates, interval, may_end)
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, interval: float = 1.0, what: str = "condition") -> Any:

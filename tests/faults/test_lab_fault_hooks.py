@@ -74,3 +74,11 @@ def test_an_api_fault_without_seconds_stays_until_cleared():
     assert faults.active().error_rate == 0.2
     faults.set({"error_rate": "0"})
     assert faults.active().error_rate == 0.0
+
+
+def test_counted_errors_hit_exactly_the_next_requests():
+    faults = server.Faults()
+    faults.set({"errors": "2", "conflicts": "1"})
+    assert [faults.draw_error() for _ in range(4)] == [True, True, False, False]
+    assert [faults.draw_conflict() for _ in range(2)] == [True, False]
+    assert faults.as_dict()["errors_left"] == 0
