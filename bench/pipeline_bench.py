@@ -15,6 +15,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -54,6 +55,51 @@ def samples_per_second(measurer: Measurer, pipeline: str, jobs: tuple[str, ...],
     return measurer.single(f"{pipeline}.samples", f"sum(sum_over_time({scraped}[{window}])) / {seconds:g}")
 
 
+def measure(url: str, tenant: str, window: str, mimir_selector: str = 'job="mimir"') -> dict[str, Any]:
+    """Every figure this bench prints, read from Mimir now: per pipeline, samples/s stored and its sources
+    (targets, scrape p50/p99, interval); Mimir-wide, received bytes/s, samples/s in, kept and deduplicated,
+    push p99."""
+    measurer = Measurer(PromQLClient(ClientSettings(url=url, tenant=tenant, timeout=30)), time.time())
+    figures: dict[str, Any] = {"window": window, "pipelines": {}}
+    for name, (pipeline, jobs) in PIPELINES.items():
+        query = ScrapeQuery(pipeline, jobs, window)
+        figures["pipelines"][name] = {
+            "selector": pipeline,
+            "samples_per_second": samples_per_second(measurer, pipeline, jobs, window),
+            "sources": summarize_sources(
+                measure_targets(measurer, query, name), measure_metric_names(measurer, query, name)
+            ),
+        }
+    figures["mimir"] = measure_mimir(measurer, MimirQuery(mimir_selector, tenant, window))
+    return figures
+
+
+def report(figures: dict[str, Any]) -> list[str]:
+    """The figures as the lines `make bench-pipeline` prints."""
+    lines = []
+    for name, pipeline in figures["pipelines"].items():
+        lines.append(
+            f"{name} pipeline ({pipeline['selector']}): {human_number(pipeline['samples_per_second'], 'samples/s')} stored"
+        )
+        if not pipeline["sources"]:
+            lines.append("  no series")
+        for key, source in pipeline["sources"].items():
+            lines.append(
+                f"  {key:28} {source['targets']:3} targets  p99 {human_seconds(source['scrape_duration_p99_seconds']):>9}"
+                f"  p50 {human_seconds(source['scrape_duration_p50_seconds']):>9}"
+                f"  every {human_seconds(source['scrape_interval_seconds']):>8}"
+            )
+    mimir = figures["mimir"]
+    lines.append(
+        f"Mimir over {figures['window']}: {human_bytes(mimir['received_bytes_per_second'], per_second=True)} received, "
+        f"{human_number(mimir['incoming_samples_per_second'], 'samples/s')} in, "
+        f"{human_number(mimir['received_samples_per_second'], 'samples/s')} kept, "
+        f"{human_number(mimir['deduplicated_samples_per_second'], 'samples/s')} deduplicated, "
+        f"push p99 {human_seconds(mimir['push_p99_seconds'])}"
+    )
+    return lines
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:8080/prometheus")
@@ -61,28 +107,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--window", default="5m")
     parser.add_argument("--mimir-selector", default='job="mimir"')
     args = parser.parse_args(argv)
-    measurer = Measurer(PromQLClient(ClientSettings(url=args.url, tenant=args.tenant, timeout=30)), time.time())
-    for name, (pipeline, jobs) in PIPELINES.items():
-        query = ScrapeQuery(pipeline, jobs, args.window)
-        sources = summarize_sources(measure_targets(measurer, query, name), measure_metric_names(measurer, query, name))
-        rate = samples_per_second(measurer, pipeline, jobs, args.window)
-        print(f"{name} pipeline ({pipeline}): {human_number(rate, 'samples/s')} stored")
-        if not sources:
-            print("  no series")
-        for key, source in sources.items():
-            print(
-                f"  {key:28} {source['targets']:3} targets  p99 {human_seconds(source['scrape_duration_p99_seconds']):>9}"
-                f"  p50 {human_seconds(source['scrape_duration_p50_seconds']):>9}"
-                f"  every {human_seconds(source['scrape_interval_seconds']):>8}"
-            )
-    mimir = measure_mimir(measurer, MimirQuery(args.mimir_selector, args.tenant, args.window))
-    print(
-        f"Mimir over {args.window}: {human_bytes(mimir['received_bytes_per_second'], per_second=True)} received, "
-        f"{human_number(mimir['incoming_samples_per_second'], 'samples/s')} in, "
-        f"{human_number(mimir['received_samples_per_second'], 'samples/s')} kept, "
-        f"{human_number(mimir['deduplicated_samples_per_second'], 'samples/s')} deduplicated, "
-        f"push p99 {human_seconds(mimir['push_p99_seconds'])}"
-    )
+    print("\n".join(report(measure(args.url, args.tenant, args.window, args.mimir_selector))))
     return 0
 
 

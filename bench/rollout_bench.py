@@ -22,7 +22,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -83,10 +85,13 @@ SEED_STATE = [
 
 
 class Lab:
-    def __init__(self, run_dir: Path, inventory: Path) -> None:
+    """A fresh lab for the life of a `with` block; `metrics` overrides fields of its metrics plane's settings."""
+
+    def __init__(self, run_dir: Path, inventory: Path, metrics: dict | None = None) -> None:
         self.run_dir = run_dir
         self.env = {
             **os.environ,
+            "LAB_METRICS": json.dumps(metrics or {}),
             "LAB_INVENTORY": str(inventory),
             "LAB_RUN_DIR": str(run_dir),
             "PYTHONPATH": str(ROOT),
@@ -129,19 +134,92 @@ class Lab:
         return sum(1 for _ in path.open()) if path.exists() else 0
 
     def timed(self, argv: list[str]) -> Timing:
+        """Run `argv` to its end; exits the bench with its output when it fails."""
         before = self.requests()
         cpu_before = _children_cpu()
+        load_before = os.getloadavg()[0]
         start = time.monotonic()
-        proc = subprocess.run(argv, env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=3600, check=False)
-        wall = time.monotonic() - start
-        if proc.returncode != 0:
-            sys.exit(f"{' '.join(argv[:3])} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-        return Timing(wall, _children_cpu() - cpu_before, self.requests() - before, proc.stdout)
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            proc = subprocess.Popen(argv, env=self.env, cwd=ROOT, stdout=out, stderr=err, text=True)
+            sampler = MemorySampler(proc.pid)
+            sampler.start()
+            try:
+                returncode = proc.wait(timeout=3600)
+            finally:
+                sampler.stop()
+            wall = time.monotonic() - start
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read(), err.read()
+        if returncode != 0:
+            sys.exit(f"{' '.join(argv[:3])} failed:\n{stdout[-3000:]}\n{stderr[-3000:]}")
+        return Timing(
+            wall,
+            _children_cpu() - cpu_before,
+            self.requests() - before,
+            stdout,
+            sampler.peak,
+            (load_before, os.getloadavg()[0]),
+        )
 
 
+@dataclass
 class Timing:
-    def __init__(self, wall: float, cpu: float, requests: int, stdout: str) -> None:
-        self.wall, self.cpu, self.requests, self.stdout = wall, cpu, requests, stdout
+    """One run: wall and CPU seconds (its process tree), lab API requests, stdout, memory peak (PSS bytes of
+    the process tree), the 1-minute load average at its start and end."""
+
+    wall: float
+    cpu: float
+    requests: int
+    stdout: str
+    memory_peak: int = 0
+    load: tuple[float, float] = (0.0, 0.0)
+
+
+class MemorySampler(threading.Thread):
+    """The peak, over samples every `interval` s, of the summed PSS of a process and all its descendants."""
+
+    def __init__(self, pid: int, interval: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.interval, self.peak = pid, interval, 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, sum(_pss(pid) for pid in _tree(self.pid)))
+            self._done.wait(self.interval)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
+def _tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(entry.path, "stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        stack.extend(children.get(pid, []))
+    return found
+
+
+def _pss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def _children_cpu() -> float:
