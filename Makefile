@@ -7,7 +7,8 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PYTHONPATH := $(CURDIR)
 export LAB_RUN_DIR ?= $(CURDIR)/.lab
 
-.PHONY: setup demo system-packages test test-serial lane-tests lane-molecule-a lane-molecule-b free-lab-ports bench-rollout bench-pipeline \
+.PHONY: setup demo system-packages test test-serial test-faults lane-tests lane-molecule-a lane-molecule-b free-lab-ports \
+	bench bench-rollout bench-pipeline \
 	lint pytest molecule notebook lab-up lab-down lab-status constraints clean
 
 setup: $(VENV)/.installed system-packages ## Create .venv (pinned) and install the Debian packages the lab needs
@@ -79,6 +80,12 @@ demo: setup ## The README's main command: the whole migration on a fresh lab, th
 
 notebook: setup ## Execute the guided rollout notebook headless against the lab (every go-ahead given)
 	$(BIN)/python scripts/run_notebook.py
+
+test-faults: setup ## Every fault case, each on a fresh lab, then the table fault | expected | seen | data lost
+	$(BIN)/python scripts/fault_suite.py
+
+bench: setup ## One table: rollout overhead at 14 nodes and at scale, no-op re-run, validation, pipeline figures
+	$(BIN)/python bench/bench.py
 
 bench-rollout: setup ## Time the rolling Talos phase against the lab's floor and a naive shell loop
 	$(BIN)/python bench/rollout_bench.py
