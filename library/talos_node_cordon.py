@@ -13,6 +13,12 @@ description:
   - I(state=cordoned) marks the node with the annotation I(mark) and makes it unschedulable in one patch. It refuses
     a node someone else cordoned (unschedulable without the mark): the rollout must not take it over and, later,
     uncordon it. A node already carrying the mark is left as it is.
+  - I(state=drained) cordons the same way, then evicts the node's pods as C(kubectl drain) does, through the Eviction
+    API so that PodDisruptionBudgets are honoured: DaemonSet pods and mirror pods stay (the DaemonSet controller
+    would recreate them at once; the API cannot delete mirror pods), pods with C(emptyDir) volumes are evicted only
+    with I(delete_emptydir_data), pods no controller manages only with I(force). An eviction a budget refuses (429)
+    is tried again every I(drain_retry_interval) seconds until I(drain_timeout); the module then watches the node's
+    pods until every evicted pod is gone.
   - I(state=released) waits (a watch on the node, no polling) until the node reports C(Ready), and, with I(boot_id),
     until the kubelet reports that boot (C(status.nodeInfo.bootID)), so that a C(Ready) left over from before a
     reboot is never taken for the node being back. With I(probe_url) it then proves the node serves that URL: a
@@ -26,9 +32,11 @@ options:
     type: str
     required: true
   state:
-    description: C(cordoned) takes the node out of scheduling; C(released) waits for it, proves it and gives it back.
+    description:
+      - C(cordoned) takes the node out of scheduling; C(drained) also evicts its pods; C(released) waits for the node,
+        proves it and gives it back.
     type: str
-    choices: [cordoned, released]
+    choices: [cordoned, drained, released]
     required: true
   kubeconfig:
     description: Path of the kubeconfig; the client's default (C($KUBECONFIG), then C(~/.kube/config)) when omitted.
@@ -62,12 +70,28 @@ options:
     description: Seconds the probe Job may take (its C(activeDeadlineSeconds)).
     type: int
     default: 180
+  drain_timeout:
+    description: Seconds I(state=drained) may take to evict the pods and see them gone.
+    type: int
+    default: 600
+  drain_retry_interval:
+    description: Seconds between two evictions of a pod a PodDisruptionBudget refused (C(kubectl drain) waits 5).
+    type: float
+    default: 5
+  delete_emptydir_data:
+    description: With I(state=drained), evict pods that use C(emptyDir) volumes too (their data is lost).
+    type: bool
+    default: false
+  force:
+    description: With I(state=drained), evict pods that no controller manages too (nothing recreates them).
+    type: bool
+    default: false
   request_timeout:
     description: Seconds allowed for each Kubernetes API request.
     type: int
     default: 30
 requirements:
-  - kubernetes (the Python client)
+  - the Python C(kubernetes) client, only for a kubeconfig with an C(exec) plugin, an C(auth-provider) or a proxy
 notes:
   - The probe Job carries the labels C(app.kubernetes.io/name=containerd-metrics-probe),
     C(app.kubernetes.io/part-of=alloy-migration), C(app.kubernetes.io/managed-by=alloy-migration); a probe left
@@ -77,6 +101,14 @@ author:
 """
 
 EXAMPLES = r"""
+- name: Cordon the node under the toolkit's mark and evict its pods, PodDisruptionBudgets honoured
+  talos_node_cordon:
+    name: "{{ inventory_hostname }}"
+    state: drained
+    kubeconfig: "{{ migration_kubeconfig }}"
+    delete_emptydir_data: true
+    drain_timeout: 600
+  delegate_to: localhost
 - name: Cordon the node under the toolkit's mark
   talos_node_cordon:
     name: "{{ inventory_hostname }}"
@@ -122,28 +154,29 @@ probe:
   type: dict
   sample: {"job": "containerd-probe-x7k2p", "verdict": "Complete", "reason": "", "seconds": 1.2}
 waited:
-  description: Seconds spent waiting for the node and the probe.
+  description: Seconds spent waiting for the node and the probe (I(state=released)) or for the evictions (I(state=drained)).
   returned: always
   type: float
+evicted:
+  description: The pods evicted (C(namespace/name)); in check mode, those that would be.
+  returned: when state is drained
+  type: list
+  elements: str
+kept:
+  description: The pods left on the node (DaemonSet and mirror pods, C(namespace/name)).
+  returned: when state is drained
+  type: list
+  elements: str
 """
 
 import hashlib
-import json
 import time
 import traceback
 from collections.abc import Iterator
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    from kubernetes import config as k8s_config
-    from kubernetes.client.exceptions import ApiException
-except ImportError:
-    KUBERNETES_IMPORT_ERROR: str | None = traceback.format_exc()
-    ApiException = Exception
-else:
-    KUBERNETES_IMPORT_ERROR = None
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.kube_api import KubeApi, KubeApiError, KubeConfigError
 
 MERGE_PATCH = "application/merge-patch+json"
 CONFLICT_RETRIES = 5
@@ -250,40 +283,15 @@ def job_verdict(job: dict[str, Any]) -> tuple[str, str] | None:
 
 
 class Cluster:
-    """The few Kubernetes API calls this module makes, as plain JSON over the client's authenticated transport.
-
-    The typed API classes are not used: importing them builds hundreds of models (about a CPU second per
-    module run); the kubeconfig handling (tokens, client certificates, exec plugins) is the client's.
-    """
+    """The few Kubernetes API calls this module makes, as plain JSON (module_utils/kube_api: the module runs once
+    per node of a rollout, and the `kubernetes` package's import alone would cost a third of a CPU second)."""
 
     def __init__(self, kubeconfig: str | None, context: str | None, request_timeout: int) -> None:
-        self.api = k8s_config.new_client_from_config(config_file=kubeconfig, context=context, persist_config=False)
+        self.api = KubeApi(kubeconfig, context, request_timeout)
         self.timeout = request_timeout
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        query: list[tuple[str, Any]] | None = None,
-        body: Any = None,
-        content_type: str = "application/json",
-        timeout: float | None = None,
-    ) -> Any:
-        """The raw response (its body not read yet); ApiException for a status outside 2xx."""
-        headers = {"Accept": "application/json", "Content-Type": content_type}
-        serialized = self.api.param_serialize(
-            method, path, query_params=query or [], header_params=headers, body=body, auth_settings=["BearerToken"]
-        )
-        response = self.api.call_api(*serialized, _request_timeout=timeout or self.timeout)
-        if not 200 <= response.status <= 299:
-            response.read()
-            self.api.response_deserialize(response, {})
-        return response
-
     def json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        response = self.request(method, path, **kwargs)
-        response.read()
-        return json.loads(response.data)
+        return self.api.request(method, path, **kwargs)
 
     def node(self, name: str) -> dict[str, Any]:
         return self.json("GET", f"/api/v1/nodes/{name}")
@@ -291,25 +299,12 @@ class Cluster:
     def patch_node(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.json("PATCH", f"/api/v1/nodes/{name}", body=body, content_type=MERGE_PATCH)
 
-    def events(self, collection: str, obj: dict[str, Any], seconds: int, timeout: float) -> Iterator[dict[str, Any]]:
-        """Watch events of one object of `collection` (its list path) from its resourceVersion."""
-        query = [
-            ("watch", "true"),
-            ("fieldSelector", f"metadata.name={obj['metadata']['name']}"),
-            ("resourceVersion", obj["metadata"]["resourceVersion"]),
-            ("timeoutSeconds", seconds),
-        ]
-        response = self.request("GET", collection, query=query, timeout=timeout)
-        try:
-            pending = b""
-            for chunk in response.response.stream(amt=None, decode_content=False):
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        yield json.loads(line)
-        finally:
-            response.response.release_conn()
+    def events(
+        self, collection: str, selector: str, resource_version: str, seconds: int, timeout: float
+    ) -> Iterator[dict[str, Any]]:
+        """Watch events of the objects of `collection` (its list path) a field selector picks, from a resourceVersion."""
+        query = [("fieldSelector", selector), ("resourceVersion", resource_version)]
+        return self.api.watch(collection, query, seconds, timeout)
 
     def watch_until(self, read: Any, collection: str, done: Any, deadline: float) -> tuple[Any, dict]:
         """Read one object, then watch it until `done(obj)` returns something.
@@ -325,7 +320,8 @@ class Cluster:
             if found is not None or (remaining := deadline - time.monotonic()) <= 0:
                 return found, obj
             seconds = max(1, int(min(remaining, window)))
-            for event in self.events(collection, obj, seconds, seconds + self.timeout):
+            selector, version = f"metadata.name={obj['metadata']['name']}", obj["metadata"]["resourceVersion"]
+            for event in self.events(collection, selector, version, seconds, seconds + self.timeout):
                 if event.get("type") not in ("ADDED", "MODIFIED"):
                     break  # ERROR (expired version) or DELETED: read again
                 obj = event["object"]
@@ -346,8 +342,8 @@ def update_node(cluster: Cluster, name: str, change: Any) -> tuple[dict[str, Any
         patch.setdefault("metadata", {})["resourceVersion"] = node["metadata"]["resourceVersion"]
         try:
             return cluster.patch_node(name, patch), True
-        except ApiException as exc:
-            if getattr(exc, "status", None) != 409:
+        except KubeApiError as exc:
+            if exc.status != 409:
                 raise
     raise CordonError(f"node {name} kept changing under us: {CONFLICT_RETRIES} conflicting writes in a row")
 
@@ -384,6 +380,107 @@ def uncordon(cluster: Cluster, name: str, mark: tuple[str, str], check_mode: boo
         node = cluster.node(name)
         return node, change(node) is not None
     return update_node(cluster, name, change)
+
+
+def pod_key(pod: dict[str, Any]) -> str:
+    return f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+
+
+def pods_on(cluster: Cluster, name: str) -> dict[str, Any]:
+    return cluster.json("GET", "/api/v1/pods", query=[("fieldSelector", f"spec.nodeName={name}")])
+
+
+def sort_pods(pods: list[dict[str, Any]], params: dict[str, Any]) -> tuple[list, list, list[str]]:
+    """(pods to evict, pods kept on the node, why some pods stop the drain), as `kubectl drain` sorts them."""
+    evict, kept, refused = [], [], []
+    for pod in pods:
+        meta = pod["metadata"]
+        owners = [ref.get("kind") for ref in meta.get("ownerReferences") or [] if ref.get("controller", True)]
+        if "kubernetes.io/config.mirror" in (meta.get("annotations") or {}) or "DaemonSet" in owners:
+            kept.append(pod)
+        elif (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            evict.append(pod)
+        elif not owners and not params["force"]:
+            refused.append(f"{pod_key(pod)} (no controller would recreate it: set force to evict it)")
+        elif (
+            any("emptyDir" in volume for volume in pod["spec"].get("volumes") or [])
+            and not params["delete_emptydir_data"]
+        ):
+            refused.append(f"{pod_key(pod)} (its emptyDir data would be lost: set delete_emptydir_data to evict it)")
+        else:
+            evict.append(pod)
+    return evict, kept, refused
+
+
+def evict(cluster: Cluster, pod: dict[str, Any]) -> str | None:
+    """Ask the Eviction API to evict the pod: None when it is evicted or gone, the refusal while a budget says no."""
+    meta = pod["metadata"]
+    body = {
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+    }
+    try:
+        cluster.json("POST", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/eviction", body=body)
+    except KubeApiError as exc:
+        if exc.status == 404:
+            return None
+        if exc.status == 429:
+            return exc.message
+        raise
+    return None
+
+
+def drain(cluster: Cluster, name: str, params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
+    """Evict the node's pods (budgets honoured, refusals retried) and wait until every evicted pod is gone."""
+    started = time.monotonic()
+    deadline = started + params["drain_timeout"]
+    pods, kept, refused = sort_pods(pods_on(cluster, name)["items"], params)
+    result = {"evicted": sorted(map(pod_key, pods)), "kept": sorted(map(pod_key, kept))}
+    if refused:
+        raise CordonError(f"node {name} cannot be drained: " + "; ".join(refused), **result)
+    if check_mode:
+        return {**result, "changed": bool(pods)}
+    pending = pods
+    while True:
+        refusals = {pod_key(pod): why for pod in pending if (why := evict(cluster, pod)) is not None}
+        pending = [pod for pod in pending if pod_key(pod) in refusals]
+        if not pending:
+            break
+        if time.monotonic() + params["drain_retry_interval"] > deadline:
+            reasons = "; ".join(f"{key}: {why}" for key, why in sorted(refusals.items()))
+            raise CordonError(
+                f"node {name}: evictions still refused after {params['drain_timeout']} s (PodDisruptionBudgets): "
+                f"{reasons}. The node stays cordoned; once the budgets allow it, re-run.",
+                **result,
+            )
+        time.sleep(params["drain_retry_interval"])  # the budget answered 429: ask again later, as kubectl drain does
+    left = wait_gone(cluster, name, {pod["metadata"]["uid"] for pod in pods}, deadline)
+    if left:
+        raise CordonError(
+            f"node {name}: evicted pods still there after {params['drain_timeout']} s: {', '.join(sorted(left))}",
+            **result,
+        )
+    return {**result, "changed": bool(pods), "waited": round(time.monotonic() - started, 2)}
+
+
+def wait_gone(cluster: Cluster, name: str, uids: set[str], deadline: float) -> list[str]:
+    """List the node's pods, watch them until one of `uids` goes, list again...: the pods still there at the deadline."""
+    window = 1.0
+    selector = f"spec.nodeName={name}"
+    while True:
+        listing = pods_on(cluster, name)
+        left = {pod["metadata"]["uid"]: pod_key(pod) for pod in listing["items"] if pod["metadata"]["uid"] in uids}
+        if not left or (remaining := deadline - time.monotonic()) <= 0:
+            return list(left.values())
+        seconds = max(1, int(min(remaining, window)))
+        version = listing["metadata"]["resourceVersion"]
+        for event in cluster.events("/api/v1/pods", selector, version, seconds, seconds + cluster.timeout):
+            if event.get("type") == "DELETED" and event["object"]["metadata"].get("uid") in left:
+                break  # one is gone: list again
+            if event.get("type") == "ERROR":
+                break
+        window = min(window * 2, 30.0)
 
 
 def wait_ready(cluster: Cluster, name: str, boot_id: str | None, deadline: float) -> dict[str, Any]:
@@ -449,7 +546,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "name": {"type": "str", "required": True},
-            "state": {"type": "str", "choices": ["cordoned", "released"], "required": True},
+            "state": {"type": "str", "choices": ["cordoned", "drained", "released"], "required": True},
             "kubeconfig": {"type": "path"},
             "context": {"type": "str"},
             "mark": {"type": "str", "default": "alloy-migration.io/cordoned-by=talos_containerd_metrics"},
@@ -459,28 +556,35 @@ def main() -> None:
             "probe_namespace": {"type": "str", "default": "default"},
             "probe_image": {"type": "str", "default": "busybox:1.37.0"},
             "probe_timeout": {"type": "int", "default": 180},
+            "drain_timeout": {"type": "int", "default": 600},
+            "drain_retry_interval": {"type": "float", "default": 5.0},
+            "delete_emptydir_data": {"type": "bool", "default": False},
+            "force": {"type": "bool", "default": False},
             "request_timeout": {"type": "int", "default": 30},
         },
         supports_check_mode=True,
     )
-    if KUBERNETES_IMPORT_ERROR:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
     params = module.params
     name = params["name"]
     try:
         mark = split_mark(params["mark"])
         cluster = Cluster(params["kubeconfig"], params["context"], params["request_timeout"])
-        if params["state"] == "cordoned":
+        if params["state"] in ("cordoned", "drained"):
             node, changed = cordon(cluster, name, mark, module.check_mode)
             outcome: dict[str, Any] = {"changed": changed, "node": node, "ready": None, "probe": None, "waited": 0.0}
+            if params["state"] == "drained":
+                drained = drain(cluster, name, params, module.check_mode)
+                outcome.update(drained, changed=changed or drained["changed"])
         else:
             outcome = release(module, cluster, mark)
     except CordonError as exc:
         module.fail_json(msg=str(exc), name=name, **exc.fields)
-    except ApiException as exc:
-        module.fail_json(msg=f"node {name}: Kubernetes API error {getattr(exc, 'status', '')}: {api_message(exc)}")
+    except KubeApiError as exc:
+        module.fail_json(msg=f"node {name}: Kubernetes API error {exc.status}: {exc.message}")
+    except KubeConfigError as exc:
+        module.fail_json(msg=f"node {name}: {exc}")
     except Exception as exc:
-        # kubeconfig and connection errors come in many types (urllib3, config, OS errors)
+        # connection errors come in many types (TLS, timeouts, OS errors, a credential plugin's)
         module.fail_json(msg=f"node {name}: cannot reach the Kubernetes API: {exc}", exception=traceback.format_exc())
     node = outcome.pop("node")
     module.exit_json(
@@ -490,14 +594,6 @@ def main() -> None:
         boot_id=boot_of(node),
         **{"waited": 0.0, **outcome},
     )
-
-
-def api_message(exc: Exception) -> str:
-    body = getattr(exc, "body", None)
-    try:
-        return json.loads(body)["message"]
-    except (TypeError, ValueError, KeyError):
-        return str(getattr(exc, "reason", "") or exc)
 
 
 if __name__ == "__main__":

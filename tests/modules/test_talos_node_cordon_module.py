@@ -6,6 +6,7 @@ Each test uses its own node and leaves it schedulable and unmarked, as it found 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,6 +41,15 @@ class Api:
         self.request(
             "PATCH", f"/api/v1/nodes/{name}", json=patch, headers={"Content-Type": "application/merge-patch+json"}
         )
+
+    def create(self, path: str, body: dict) -> None:
+        self.request("POST", path, json=body)
+
+    def delete(self, path: str) -> None:
+        self.request("DELETE", path)
+
+    def pods_on(self, name: str) -> list[dict]:
+        return self.request("GET", f"/api/v1/pods?fieldSelector=spec.nodeName={name}").json()["items"]
 
     def probe_jobs(self) -> list[dict]:
         selector = "app.kubernetes.io/name=containerd-metrics-probe"
@@ -152,3 +162,100 @@ def test_through_ansible_playbook(lab, api: Api, node: str, tmp_path: Path):
     assert results["cordon"]["changed"] is True and results["cordon"]["unschedulable"] is True
     assert results["release"]["probe"]["verdict"] == "Complete" and results["release"]["unschedulable"] is False
     assert not unschedulable(api, node)
+
+
+DRAIN_NS = "drain-test"
+
+
+def pinned_deployment(name: str, node: str) -> dict:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": DRAIN_NS},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "nodeSelector": {"kubernetes.io/hostname": node},
+                    "containers": [{"name": "app", "image": "busybox:1.37.0"}],
+                },
+            },
+        },
+    }
+
+
+@pytest.fixture
+def guarded(api: Api) -> Iterator[str]:
+    """A one-replica Deployment pinned to talos-worker-5, Ready, and the name of its pod."""
+    node = "talos-worker-5"
+    api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DRAIN_NS}})
+    api.create(f"/apis/apps/v1/namespaces/{DRAIN_NS}/deployments", pinned_deployment("guarded", node))
+    deadline = time.monotonic() + 30
+    while not (pods := [p for p in api.pods_on(node) if p["metadata"]["namespace"] == DRAIN_NS and ready(p)]):
+        assert time.monotonic() < deadline, "the pinned pod did not turn Ready"
+        time.sleep(0.2)
+    yield pods[0]["metadata"]["name"]
+    api.delete(f"/api/v1/namespaces/{DRAIN_NS}")
+
+
+def ready(pod: dict) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def budget(minimum: int) -> dict:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "guarded", "namespace": DRAIN_NS},
+        "spec": {"minAvailable": minimum, "selector": {"matchLabels": {"app": "guarded"}}},
+    }
+
+
+def owners(pod: dict) -> set[str]:
+    return {ref["kind"] for ref in pod["metadata"].get("ownerReferences") or []}
+
+
+@pytest.mark.parametrize("node", ["talos-worker-5"], indirect=True)
+def test_drain_evicts_every_pod_but_daemonset_ones_and_sees_them_gone(lab, api: Api, node: str, guarded: str):
+    before = api.pods_on(node)
+    daemonset_pods = sorted(
+        f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in before if "DaemonSet" in owners(p)
+    )
+    evictable = sorted(
+        f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in before if "DaemonSet" not in owners(p)
+    )
+
+    run = cordon(lab, node, "drained", delete_emptydir_data=True, drain_retry_interval=0.5)
+
+    assert run.status == "ok", run.result
+    assert run.result["changed"] is True and run.result["unschedulable"] is True and run.result["marked"] is True
+    assert f"{DRAIN_NS}/{guarded}" in run.result["evicted"] and run.result["evicted"] == evictable
+    assert run.result["kept"] == daemonset_pods
+    left = {f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in api.pods_on(node)}
+    assert left.isdisjoint(evictable), "an evicted pod is still on the node"
+    assert unschedulable(api, node) and marked(api, node)
+
+
+@pytest.mark.parametrize("node", ["talos-worker-5"], indirect=True)
+def test_a_budget_that_refuses_stops_the_drain_with_the_node_cordoned(lab, api: Api, node: str, guarded: str):
+    api.create(f"/apis/policy/v1/namespaces/{DRAIN_NS}/poddisruptionbudgets", budget(1))
+
+    checked = cordon(lab, node, "drained", delete_emptydir_data=True, _ansible_check_mode=True)
+    refused = cordon(lab, node, "drained", delete_emptydir_data=True, drain_timeout=2, drain_retry_interval=0.5)
+
+    assert checked.status == "ok" and f"{DRAIN_NS}/{guarded}" in checked.result["evicted"]
+    assert refused.status == "failed"
+    assert f"evictions still refused after 2 s (PodDisruptionBudgets): {DRAIN_NS}/{guarded}" in refused.result["msg"]
+    assert "The disruption budget guarded needs 1 healthy pods" in refused.result["msg"]
+    assert guarded in {p["metadata"]["name"] for p in api.pods_on(node)}
+    assert unschedulable(api, node) and marked(api, node)
+
+    api.delete(f"/apis/policy/v1/namespaces/{DRAIN_NS}/poddisruptionbudgets/guarded")
+    resumed = cordon(lab, node, "drained", delete_emptydir_data=True, drain_retry_interval=0.5)
+
+    assert resumed.status == "ok", resumed.result
+    assert guarded not in {p["metadata"]["name"] for p in api.pods_on(node)}

@@ -1,0 +1,275 @@
+"""A small Kubernetes API client for modules that run once per node in a rolling change.
+
+Such a module makes a handful of requests, but it runs N times: importing the `kubernetes` package costs
+about a third of a CPU second per run (its `__init__` imports every typed API and model), more than the
+requests themselves. This client reads the kubeconfig as `kubectl` does for static credentials (bearer
+token, token file, client certificate, basic auth; the CA from a file or inline; `tls-server-name`;
+`insecure-skip-tls-verify`) and talks JSON over `http.client`. A kubeconfig that needs more (an `exec`
+credential plugin, an `auth-provider`, a proxy, several files in `$KUBECONFIG`) is resolved by the
+`kubernetes` package instead, imported only then, and its resolved credentials are used the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import ssl
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import yaml
+
+DEFAULT_KUBECONFIG = os.path.join("~", ".kube", "config")
+
+
+class KubeConfigError(Exception):
+    """The kubeconfig cannot be used: missing, unreadable, or without the context asked for."""
+
+
+class KubeApiError(Exception):
+    """The API server answered outside 2xx; `body` is its Status object (a dict) when it sent one."""
+
+    def __init__(self, status: int, reason: str, body: Any) -> None:
+        self.status, self.reason, self.body = status, reason, body
+        super().__init__(f"{status} {reason}: {self.message}")
+
+    @property
+    def message(self) -> str:
+        """The Status message with its causes' messages (a disruption budget says there which and why)."""
+        if not isinstance(self.body, dict):
+            return str(self.body or self.reason)
+        causes = [c["message"] for c in (self.body.get("details") or {}).get("causes") or [] if "message" in c]
+        return " ".join([str(self.body.get("message") or self.reason), *causes])
+
+
+@dataclass
+class Endpoint:
+    """Where the API server is and how to authenticate to it."""
+
+    server: str
+    ssl_context: ssl.SSLContext | None
+    headers: dict[str, str] = field(default_factory=dict)
+    server_hostname: str | None = None
+    proxy: str | None = None
+
+
+def _kubeconfig_paths(kubeconfig: str | None) -> list[str]:
+    if kubeconfig:
+        return [os.path.expanduser(kubeconfig)]
+    from_env = os.environ.get("KUBECONFIG", "")
+    paths = [p for p in from_env.split(os.pathsep) if p] or [DEFAULT_KUBECONFIG]
+    return [os.path.expanduser(p) for p in paths]
+
+
+def _named(items: list[dict[str, Any]] | None, name: str, what: str) -> dict[str, Any]:
+    for item in items or []:
+        if item.get("name") == name:
+            return item.get(what) or {}
+    raise KubeConfigError(f"the kubeconfig has no {what} named {name!r}")
+
+
+def _data_file(data: str, directory: str) -> str:
+    """Inline base64 data (`*-data` fields) as a file, since `ssl` loads certificates from files."""
+    handle = tempfile.NamedTemporaryFile("wb", dir=directory, delete=False)  # noqa: SIM115 - lives with the run
+    with handle:
+        handle.write(base64.b64decode(data))
+    return handle.name
+
+
+def _relative(path: str, base: str) -> str:
+    return path if os.path.isabs(path) else os.path.join(base, path)
+
+
+def static_endpoint(path: str, context: str | None, scratch: str) -> Endpoint | None:
+    """The endpoint of a kubeconfig with static credentials; None when it needs the `kubernetes` package."""
+    try:
+        with open(path) as handle:
+            config = yaml.safe_load(handle) or {}
+    except OSError as exc:
+        raise KubeConfigError(f"cannot read the kubeconfig {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise KubeConfigError(f"the kubeconfig {path} is not valid YAML: {exc}") from None
+    name = context or config.get("current-context")
+    if not name:
+        raise KubeConfigError(f"the kubeconfig {path} has no current-context; name a context")
+    ctx = _named(config.get("contexts"), name, "context")
+    cluster = _named(config.get("clusters"), ctx.get("cluster", ""), "cluster")
+    user = _named(config.get("users"), ctx.get("user", ""), "user") if ctx.get("user") else {}
+    if {"exec", "auth-provider"} & set(user) or cluster.get("proxy-url"):
+        return None
+    base = os.path.dirname(os.path.abspath(path))
+    server = cluster.get("server") or ""
+    if not server:
+        raise KubeConfigError(f"the kubeconfig {path}: cluster of context {name!r} has no server")
+    tls = None
+    if urlsplit(server).scheme == "https":
+        tls = ssl.create_default_context()
+        if cluster.get("insecure-skip-tls-verify"):
+            tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
+        elif cluster.get("certificate-authority-data"):
+            tls.load_verify_locations(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+        elif cluster.get("certificate-authority"):
+            tls.load_verify_locations(cafile=_relative(cluster["certificate-authority"], base))
+        cert = user.get("client-certificate") and _relative(user["client-certificate"], base)
+        key = user.get("client-key") and _relative(user["client-key"], base)
+        cert = _data_file(user["client-certificate-data"], scratch) if user.get("client-certificate-data") else cert
+        key = _data_file(user["client-key-data"], scratch) if user.get("client-key-data") else key
+        if cert:
+            tls.load_cert_chain(cert, key or None)
+    headers = {}
+    token = user.get("token")
+    if not token and user.get("tokenFile"):
+        with open(_relative(user["tokenFile"], base)) as handle:
+            token = handle.read().strip()
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    elif user.get("username"):
+        basic = base64.b64encode(f"{user['username']}:{user.get('password', '')}".encode()).decode()
+        headers["Authorization"] = f"Basic {basic}"
+    return Endpoint(server.rstrip("/"), tls, headers, cluster.get("tls-server-name"))
+
+
+def package_endpoint(kubeconfig: str | None, context: str | None) -> Endpoint:
+    """The endpoint as the `kubernetes` package resolves it (credential plugins, auth providers, proxies)."""
+    from kubernetes import config as k8s_config  # noqa: PLC0415 - imported only for such kubeconfigs
+
+    configuration = k8s_config.new_client_from_config(
+        config_file=kubeconfig, context=context, persist_config=False
+    ).configuration
+    tls = None
+    if configuration.host.startswith("https"):
+        tls = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+        if not configuration.verify_ssl:
+            tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
+        if configuration.cert_file:
+            tls.load_cert_chain(configuration.cert_file, configuration.key_file)
+    authorization = configuration.get_api_key_with_prefix("authorization")
+    headers = {"Authorization": authorization} if authorization else {}
+    if configuration.username and not authorization:
+        headers = {"Authorization": configuration.get_basic_auth_token()}
+    return Endpoint(
+        configuration.host.rstrip("/"),
+        tls,
+        headers,
+        getattr(configuration, "tls_server_name", None),
+        configuration.proxy,
+    )
+
+
+class KubeApi:
+    """JSON requests to one API server; watch streams as an iterator of events."""
+
+    def __init__(self, kubeconfig: str | None = None, context: str | None = None, timeout: float = 30) -> None:
+        self.timeout = timeout
+        self._scratch = tempfile.TemporaryDirectory(prefix="kube-api-")
+        paths = _kubeconfig_paths(kubeconfig)
+        endpoint = static_endpoint(paths[0], context, self._scratch.name) if len(paths) == 1 else None
+        self.endpoint = endpoint or package_endpoint(kubeconfig, context)
+        self._url = urlsplit(self.endpoint.server)
+        self._connection: http.client.HTTPConnection | None = None
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+        self._scratch.cleanup()
+
+    def _connect(self, timeout: float) -> http.client.HTTPConnection:
+        host, port = self._url.hostname or "", self._url.port
+        proxy = urlsplit(self.endpoint.proxy) if self.endpoint.proxy else None
+        address = (proxy.hostname or "", proxy.port) if proxy else (host, port)
+        if self._url.scheme == "https":
+            connection: http.client.HTTPConnection = _HTTPSConnection(
+                *address,
+                timeout=timeout,
+                context=self.endpoint.ssl_context,
+                server_hostname=self.endpoint.server_hostname,
+            )
+        else:
+            connection = http.client.HTTPConnection(*address, timeout=timeout)
+        if proxy:
+            connection.set_tunnel(host, port)
+        return connection
+
+    def _send(
+        self, connection: http.client.HTTPConnection, method: str, target: str, body: Any, content_type: str
+    ) -> http.client.HTTPResponse:
+        payload = None if body is None else json.dumps(body).encode()
+        headers = {"Accept": "application/json", **self.endpoint.headers}
+        if payload is not None:
+            headers["Content-Type"] = content_type
+        connection.request(method, target, body=payload, headers=headers)
+        return connection.getresponse()
+
+    def _target(self, path: str, query: list[tuple[str, Any]] | None) -> str:
+        prefix = self._url.path.rstrip("/")
+        return f"{prefix}{path}" + (f"?{urlencode(query)}" if query else "")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        query: list[tuple[str, Any]] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        """The decoded JSON answer; KubeApiError outside 2xx. A dropped kept-alive connection is retried once."""
+        target = self._target(path, query)
+        for attempt in (1, 2):
+            if self._connection is None:
+                self._connection = self._connect(self.timeout)
+            try:
+                response = self._send(self._connection, method, target, body, content_type)
+                data = response.read()
+                break
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self._connection.close()
+                self._connection = None
+                if attempt == 2:
+                    raise
+        return _decoded(response, data)
+
+    def watch(
+        self, collection: str, query: list[tuple[str, Any]], seconds: int, timeout: float
+    ) -> Iterator[dict[str, Any]]:
+        """Watch events of `collection` (a list path) for up to `seconds`, on a connection of their own."""
+        connection = self._connect(timeout)
+        try:
+            watch_query = [("watch", "true"), *query, ("timeoutSeconds", seconds)]
+            response = self._send(connection, "GET", self._target(collection, watch_query), None, "")
+            if not 200 <= response.status <= 299:
+                _decoded(response, response.read())
+            for line in response:
+                if line.strip():
+                    yield json.loads(line)
+        finally:
+            connection.close()
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS with the certificate checked against `tls-server-name` when the kubeconfig gives one."""
+
+    def __init__(self, *args: Any, server_hostname: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._server_hostname = server_hostname
+
+    def connect(self) -> None:
+        if not self._server_hostname:
+            super().connect()
+            return
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self._server_hostname)
+
+
+def _decoded(response: http.client.HTTPResponse, data: bytes) -> Any:
+    try:
+        decoded = json.loads(data) if data else None
+    except ValueError:
+        decoded = data.decode(errors="replace")
+    if not 200 <= response.status <= 299:
+        raise KubeApiError(response.status, response.reason, decoded)
+    return decoded
