@@ -189,6 +189,7 @@ from ansible.module_utils.talos import (
     TalosNode,
     TalosVersion,
     check_metrics_address,
+    concurrently,
     failure_message,
     is_control_plane,
     observe_health,
@@ -298,8 +299,12 @@ def main() -> None:
             module.fail_json(msg=f"node {node}: {exc}", node=node)
     binary = params["talosctl_path"] or module.get_bin_path("talosctl", required=True)
     talos = TalosNode(node, params["talosconfig"], binary, params["timeout"])
+    # The boot id a reboot must change is read with the configuration, before anything is applied.
+    reads = [lambda: read_version(talos), lambda: read_config(talos)]
+    if params["wait"] and not module.check_mode:
+        reads.append(lambda: read_boot_id(talos))
     try:
-        version, docs = read_version(talos), read_config(talos)
+        version, docs, *boot = concurrently(*reads)
     except TalosctlError as exc:
         module.fail_json(msg=failure_message(node, exc), node=node, rc=exc.rc, **stderr_fields(exc.stderr))
     except ValueError as exc:
@@ -323,7 +328,7 @@ def main() -> None:
     boot_before = None
     if plan.patches:
         if wait:
-            boot_before, problem = read_boot_id(talos)
+            boot_before, problem = boot[0]
             if problem:
                 module.fail_json(msg=f"node {node}: cannot read the boot ID to wait on: {problem}", **result)
             result["boot_id_before"] = boot_before

@@ -21,6 +21,7 @@ import tempfile
 import time
 import tomllib
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -111,6 +112,17 @@ class TalosNode:
 
     def run(self, *args: str) -> TalosctlResult:
         return run_talosctl(args, self.talosconfig, [self.node], self.timeout, self.binary)
+
+
+def concurrently(*calls: Callable[[], Any]) -> list[Any]:
+    """The results of independent reads run side by side (each a talosctl process); the first error is raised.
+
+    A rolling change reads every node before and after its change: side by side, a node's reads take the
+    time of the slowest one instead of their sum, once per node.
+    """
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        futures = [pool.submit(call) for call in calls]
+        return [future.result() for future in futures]
 
 
 def without_version_warning(lines: list[str]) -> list[str]:
@@ -723,8 +735,10 @@ def read_cri(talos: TalosNode) -> dict[str, str | None]:
 def read_etcd(talos: TalosNode) -> dict[str, Any]:
     """This node's etcd member and the members it knows; talosctl's message in `error` when unreadable."""
     try:
-        status = parse_table(talos.run("etcd", "status").stdout)
-        members = parse_table(talos.run("etcd", "members").stdout)
+        status, members = (
+            parse_table(result.stdout)
+            for result in concurrently(lambda: talos.run("etcd", "status"), lambda: talos.run("etcd", "members"))
+        )
     except TalosctlError as exc:
         return {**etcd_fields(None, []), "error": exc.stderr.strip() or f"{exc.command}: exit code {exc.rc}"}
     row = next((r for r in status if r.get("NODE") == talos.node), status[0] if status else None)
@@ -807,9 +821,12 @@ def observe_health(talos: TalosNode, version: TalosVersion, control_plane: bool,
     if target.boot_id_before is not None and boot_id == target.boot_id_before:
         return NodeHealth([f"still on the boot before the change (boot id {boot_id})"], boot_id)
     health = NodeHealth([], boot_id)
+    reads = [lambda: read_cri(talos), lambda: read_config(talos)] + (
+        [lambda: read_etcd(talos)] if control_plane else []
+    )
     try:
-        health.cri = read_cri(talos)
-        health.metrics_address = effective_metrics_address(read_config(talos), version)
+        health.cri, docs, *etcd = concurrently(*reads)
+        health.metrics_address = effective_metrics_address(docs, version)
     except (TalosctlError, ValueError) as exc:
         health.unmet.append(f"node not readable yet: {exc}")
         return health
@@ -820,7 +837,7 @@ def observe_health(talos: TalosNode, version: TalosVersion, control_plane: bool,
             f"containerd metrics address in effect {health.metrics_address!r}, wanted {target.metrics_address!r}"
         )
     if control_plane:
-        health.etcd = read_etcd(talos)
+        health.etcd = etcd[0]
         health.unmet += etcd_problems(health.etcd, target.etcd_members)
     return health
 
