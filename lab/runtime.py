@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import secrets
+import shutil
 import signal
 import ssl
 import threading
@@ -79,6 +80,10 @@ class Lab:
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        # The cluster is seeded afresh, so its metrics store and agents start empty too: series an earlier
+        # lab of this run directory wrote would still look fresh to the next one's checks for minutes.
+        for leftover in ("metrics", "collectors"):
+            shutil.rmtree(self.run_dir / leftover, ignore_errors=True)
         self.pki = Pki(self.run_dir / "pki")
         issued = self.pki.issue("apiserver", ["127.0.0.1", "localhost", "kubernetes", "kubernetes.default.svc"])
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -39,6 +39,10 @@ FRESH = 10.0
 ALLOY = 'cluster="lab-talos"'
 CADVISOR_UP = f'up{{{ALLOY}, job="kubelet", metrics_path="/metrics/cadvisor"}}'
 UNSUPPORTED = 'prometheus.exporter.self "lab" { }\n'
+LEFTOVERS = (
+    "metrics/storage/data/01EARLIERLABBLOCK/meta.json",
+    "collectors/alloy/monitoring/alloy/alloy-0/agent/wal/00000009",
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +53,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmallLab]:
     config_dir = tmp / "alloy-config"
     render = threading.Thread(target=lambda: rendered.update(_render(config_dir, small)))
     render.start()  # ansible-playbook renders while the lab starts
+    # What an earlier lab of the same run directory left: its Mimir's blocks and an agent's WAL.
+    for leftover in LEFTOVERS:
+        (small.run_dir / leftover).parent.mkdir(parents=True, exist_ok=True)
+        (small.run_dir / leftover).write_text("an earlier lab's data\n")
     try:
         up(small, "--stage", "containerd")
         render.join()
@@ -118,6 +126,12 @@ def _alloy_status(lab: SmallLab, pod: str) -> dict:
 def _peers(lab: SmallLab, pod: str) -> list[dict]:
     reply = lab.proxy(pod, 12345, "/api/v0/web/peers")
     return reply.json() if reply.status_code == 200 else []
+
+
+def test_a_lab_keeps_nothing_of_an_earlier_lab_in_its_run_directory(lab: SmallLab) -> None:
+    """A fresh cluster comes with a fresh Mimir: an earlier lab's series would count as this one's."""
+    assert not [leftover for leftover in LEFTOVERS if (lab.run_dir / leftover).exists()]
+    assert lab.query(f"timestamp(up) < {lab.state['started']}") == []
 
 
 def test_kubelet_cadvisor_series_arrive_with_the_dashboard_labels(lab: SmallLab) -> None:
