@@ -48,7 +48,8 @@ def wait_for(condition, timeout: float, what: str):
 
 def containerd_answers(address: str) -> bool:
     try:
-        return requests.get(f"http://{address}:11234/v1/metrics", timeout=2).status_code == 200
+        # A loaded machine may take seconds to answer; only a refused connection means "not listening".
+        return requests.get(f"http://{address}:11234/v1/metrics", timeout=15).status_code == 200
     except requests.ConnectionError:
         return False
 
