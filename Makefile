@@ -66,7 +66,7 @@ lint: setup
 	$(BIN)/ansible-lint
 
 pytest: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=20
 
 # SCENARIOS="a b" runs those molecule scenarios in that order; empty runs every scenario.
 SCENARIOS ?=
