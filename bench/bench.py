@@ -50,7 +50,6 @@ import shutil
 import sys
 import tempfile
 import time
-import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,7 +63,8 @@ sys.path.insert(0, str(BENCH))
 
 import pipeline_bench  # noqa: E402
 import rollout_bench  # noqa: E402
-from rollout_bench import ROOT, Lab, Timing, lab_config  # noqa: E402
+from pipeline_bench import ClientSettings, PromQLClient  # noqa: E402
+from rollout_bench import ROOT, Lab, RunFailed, Timing, lab_config  # noqa: E402
 
 from lab.metrics.config import MetricsConfig  # noqa: E402
 
@@ -265,11 +265,7 @@ def migration(tmp: Path) -> Migration:
 
 
 def _query_true(url: str, tenant: str, query: str) -> bool:
-    request = urllib.request.Request(
-        f"{url}/api/v1/query?" + urllib.parse.urlencode({"query": query}), headers={"X-Scope-OrgID": tenant}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return bool(json.loads(response.read())["data"]["result"])
+    return bool(PromQLClient(ClientSettings(url=url, tenant=tenant, timeout=30)).query_instant(query).result)
 
 
 def naive(tmp: Path) -> Rollout:
@@ -395,11 +391,20 @@ def main() -> int:
     skip = {name for name in args.skip.split(",") if name}
     sizes = [int(size) for size in args.sizes.split(",") if size] if "scale" not in skip else []
     started, load = time.monotonic(), os.getloadavg()[0]
+    done: Migration | None = None
+    loop: Rollout | None = None
+    scaled: list[Rollout] = []
+    failed: RunFailed | None = None
+    # A stage that fails ends the bench, but the figures of the stages before it are still printed.
     with tempfile.TemporaryDirectory(prefix="bench-") as directory:
         tmp = Path(directory)
-        done = migration(tmp) if "migration" not in skip else None
-        loop = naive(tmp) if "naive" not in skip else None
-        scaled = [scale(tmp, count) for count in sizes]
+        try:
+            done = migration(tmp) if "migration" not in skip else None
+            loop = naive(tmp) if "naive" not in skip else None
+            for count in sizes:
+                scaled.append(scale(tmp, count))
+        except RunFailed as exc:
+            failed = exc
     table = Table()
     build(table, done, loop, scaled)
     print(
@@ -411,6 +416,9 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(document, indent=2))
     print(json.dumps(document))
+    if failed is not None:
+        print(f"bench: stopped, a stage failed: {failed.code}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -38,7 +38,7 @@ from ansible.module_utils.migration_figures import (  # noqa: E402
     selector,
     summarize_sources,
 )
-from ansible.module_utils.promql import ClientSettings, PromQLClient  # noqa: E402
+from ansible.module_utils.promql import ClientSettings, PromQLClient, parse_duration  # noqa: E402
 
 PIPELINES = {
     "legacy": (
@@ -50,7 +50,7 @@ PIPELINES = {
 
 
 def samples_per_second(measurer: Measurer, pipeline: str, jobs: tuple[str, ...], window: str) -> float | None:
-    seconds = {"s": 1, "m": 60, "h": 3600}[window[-1]] * float(window[:-1])
+    seconds = parse_duration(window)
     scraped = selector("scrape_samples_post_metric_relabeling", pipeline, f'job=~"{"|".join(jobs)}"')
     return measurer.single(f"{pipeline}.samples", f"sum(sum_over_time({scraped}[{window}])) / {seconds:g}")
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+FAILED_RUNS = ROOT / "artifacts" / "bench"
 sys.path.insert(0, str(ROOT))
 
 from lab import config as lab_config  # noqa: E402
@@ -152,7 +153,7 @@ class Lab:
             err.seek(0)
             stdout, stderr = out.read(), err.read()
         if returncode != 0:
-            sys.exit(f"{' '.join(argv[:3])} failed:\n{stdout[-3000:]}\n{stderr[-3000:]}")
+            raise RunFailed(argv, stdout, stderr)
         return Timing(
             wall,
             _children_cpu() - cpu_before,
@@ -161,6 +162,21 @@ class Lab:
             sampler.peak,
             (load_before, os.getloadavg()[0]),
         )
+
+
+class RunFailed(SystemExit):
+    """A benchmarked run that failed: its whole output is kept under artifacts/bench/ (the lab's scratch
+    directory goes with the bench), the message names the file and the run's failed tasks. Uncaught, it
+    ends the bench with that message, as sys.exit would."""
+
+    def __init__(self, argv: list[str], stdout: str, stderr: str) -> None:
+        FAILED_RUNS.mkdir(parents=True, exist_ok=True)
+        name = next((Path(arg).stem for arg in argv if arg.endswith(".yml")), Path(argv[0]).name)
+        log = FAILED_RUNS / f"failed-{time.strftime('%Y%m%dT%H%M%S')}-{name}.log"
+        log.write_text(f"$ {' '.join(argv)}\n\n{stdout}\n--- stderr ---\n{stderr}")
+        failures = [line for line in stdout.splitlines() if line.startswith(("fatal:", "failed:"))]
+        shown = "\n".join(failures[-10:]) or stdout[-3000:]
+        super().__init__(f"{' '.join(argv[:3])} failed (whole output: {log}):\n{shown}\n{stderr[-2000:]}")
 
 
 @dataclass

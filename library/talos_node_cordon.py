@@ -395,7 +395,8 @@ def sort_pods(pods: list[dict[str, Any]], params: dict[str, Any]) -> tuple[list,
     evict, kept, refused = [], [], []
     for pod in pods:
         meta = pod["metadata"]
-        owners = [ref.get("kind") for ref in meta.get("ownerReferences") or [] if ref.get("controller", True)]
+        # As kubectl drain (metav1.GetControllerOf): only a reference with `controller: true` manages the pod.
+        owners = [ref.get("kind") for ref in meta.get("ownerReferences") or [] if ref.get("controller") is True]
         if "kubernetes.io/config.mirror" in (meta.get("annotations") or {}) or "DaemonSet" in owners:
             kept.append(pod)
         elif (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
