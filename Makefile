@@ -31,7 +31,8 @@ system-packages: ## Debian's prometheus (real Prometheus for the lab) and iprout
 
 test: setup lint ## Lint, then pytest + the notebook and the molecule scenarios, side by side
 	@if scripts/in-netns true 2>/dev/null; then \
-	  $(MAKE) --no-print-directory -j3 --output-sync=target lane-tests lane-molecule-a lane-molecule-b; \
+	  $(MAKE) --no-print-directory -j3 lane-tests lane-molecule-a lane-molecule-b \
+	    || { $(BIN)/python scripts/failure_digest.py $(LANE_LOGS); exit 1; }; \
 	else \
 	  echo "no network namespaces here: running the suites one after the other"; \
 	  $(MAKE) --no-print-directory test-serial; \
@@ -43,17 +44,23 @@ test-serial: free-lab-ports pytest notebook molecule
 # fixed loopback addresses and ports; the lanes' labs keep their state apart under .lab/lanes/.
 MOLECULE_LANE_A ?= default talos_rollout collectors decommission
 MOLECULE_LANE_B ?= lab talos_fault baseline rollback
-LANE = @start=$$(date +%s); LAB_RUN_DIR=$(CURDIR)/.lab/lanes/$@ scripts/in-netns $(MAKE) --no-print-directory
-LANE_END = && echo "$@ passed in $$(( $$(date +%s) - start )) s"
+# A lane's output goes to its log, printed whole when the lane ends (lanes do not interleave); when
+# one fails, scripts/failure_digest.py prints what failed last, where a CI log's tail shows it.
+LANE_LOGS = $(CURDIR)/.lab/lanes/lane-tests.log $(CURDIR)/.lab/lanes/lane-molecule-a.log \
+	$(CURDIR)/.lab/lanes/lane-molecule-b.log
+lane = @start=$$(date +%s); log=$(CURDIR)/.lab/lanes/$@.log; mkdir -p $(CURDIR)/.lab/lanes; \
+	LAB_RUN_DIR=$(CURDIR)/.lab/lanes/$@ scripts/in-netns $(MAKE) --no-print-directory $(1) >$$log 2>&1; \
+	rc=$$?; verdict=$$( [ $$rc = 0 ] && echo passed || echo "FAILED (exit $$rc)" ); \
+	echo "$@ $$verdict in $$(( $$(date +%s) - start )) s" >>$$log; cat $$log; exit $$rc
 
 lane-tests:
-	$(LANE) pytest notebook $(LANE_END)
+	$(call lane,pytest notebook)
 
 lane-molecule-a:
-	$(LANE) molecule SCENARIOS="$(MOLECULE_LANE_A)" $(LANE_END)
+	$(call lane,molecule SCENARIOS="$(MOLECULE_LANE_A)")
 
 lane-molecule-b:
-	$(LANE) molecule SCENARIOS="$(MOLECULE_LANE_B)" $(LANE_END)
+	$(call lane,molecule SCENARIOS="$(MOLECULE_LANE_B)")
 
 # The tests start labs of their own on the lab's fixed loopback addresses and ports.
 free-lab-ports:
