@@ -20,6 +20,7 @@ from decommission import (
     mimir_rule_namespace,
     monitor_coverage,
     part_of_query,
+    pipeline_verdict,
     release_plan,
     release_query,
     ruler_coverage,
@@ -429,3 +430,55 @@ def test_release_and_part_of_queries() -> None:
     cluster = {"api_version": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "cluster": True}
     assert part_of_query(cluster, "monitoring", "a=b")["namespace"] is None
     assert part_of_query(kind, "monitoring", "a=b")["namespace"] == "monitoring"
+
+
+def by_job(**counts: int) -> list[dict]:
+    return [
+        {"metric": {"job": job.replace("_", "-")}, "value": float(n), "timestamp": 0.0} for job, n in counts.items()
+    ]
+
+
+GATES = by_job(kubelet=14, containerd=14, kube_state_metrics=1, pods=11)
+
+
+def test_pipeline_holds_when_every_job_writes_as_before() -> None:
+    verdict = pipeline_verdict(GATES, GATES, 10)
+    assert verdict["passed"], verdict
+    assert (
+        verdict["line"] == "40 fresh series in 4 job(s), 40 at the gates (at least 36 needed), every job still writing"
+    )
+
+
+def test_pipeline_tolerates_pod_churn_within_the_tolerance() -> None:
+    # Two application pods rescheduled during the step: their old series aged out, new ones not yet scraped.
+    assert pipeline_verdict(by_job(kubelet=14, containerd=14, kube_state_metrics=1, pods=9), GATES, 10)["passed"]
+
+
+def test_pipeline_fails_when_a_job_stops_writing_even_within_the_tolerance() -> None:
+    verdict = pipeline_verdict(by_job(kubelet=14, containerd=14, pods=11), GATES, 10)
+    assert not verdict["passed"]
+    assert verdict["lost_jobs"] == ["kube-state-metrics"]
+    assert verdict["line"] == "no fresh series any more from job(s) kube-state-metrics"
+
+
+def test_pipeline_fails_when_more_than_the_tolerance_is_lost() -> None:
+    # One Alloy replica of two stopped writing: half of every job's targets are gone.
+    verdict = pipeline_verdict(by_job(kubelet=7, containerd=7, kube_state_metrics=1, pods=5), GATES, 10)
+    assert not verdict["passed"]
+    assert verdict["line"] == "20 fresh series where 40 were at the gates (at least 36 needed)"
+    assert not pipeline_verdict(by_job(kubelet=13, containerd=14, kube_state_metrics=1, pods=11), GATES, 0)["passed"]
+
+
+def test_pipeline_ignores_the_monitors_of_the_release_it_removes_and_new_jobs() -> None:
+    before = [*GATES, *by_job(**{"serviceMonitor/monitoring/kube-prometheus-stack-prometheus/0": 3})]
+    after = by_job(kubelet=14, containerd=14, kube_state_metrics=1, pods=11, other=5)
+    assert not pipeline_verdict(after, before, 10)["passed"]
+    verdict = pipeline_verdict(after, before, 10, r"^serviceMonitor/monitoring/kube-prometheus-stack-")
+    assert verdict["passed"], verdict
+    assert verdict["before"] == 40 and verdict["now"] == 40
+
+
+def test_pipeline_fails_closed_without_a_count_at_the_gates() -> None:
+    verdict = pipeline_verdict(GATES, [], 10)
+    assert not verdict["passed"]
+    assert "the gates counted no new-pipeline series" in verdict["line"]

@@ -8,6 +8,7 @@ unit-tested without a cluster (tests/decommission/test_decommission_filters.py).
 from __future__ import annotations
 
 import copy
+import math
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -397,6 +398,44 @@ def gates(phases: dict, max_validation_age: Any, soak_period: Any, now: str | No
     return result
 
 
+def fresh_series_by_job(result: list[dict]) -> dict[str, int]:
+    """`count by (job) (...)` as the promql module returns it: {job: series}."""
+    return {str((item.get("metric") or {}).get("job", "")): int(item.get("value") or 0) for item in result or []}
+
+
+def pipeline_verdict(after: list[dict], before: list[dict], tolerance_percent: Any, jobs_may_end: str = "") -> dict:
+    """Whether Mimir still receives the new pipeline after a step, judged against the count at the gates.
+
+    `before` and `after` are `count by (job)` of the fresh new-pipeline series. Every job must still
+    write (a job that stops entirely is a scrape config or a target that went with the legacy stack),
+    and the jobs together may lose at most `tolerance_percent` of their series, since pods come and go
+    in a live cluster while the decommission runs. Jobs matching `jobs_may_end` (the legacy release's
+    own monitors, whose targets this decommission removes) are not judged.
+    """
+    may_end = re.compile(jobs_may_end) if jobs_may_end else None
+    judged_before = {job: n for job, n in fresh_series_by_job(before).items() if not (may_end and may_end.search(job))}
+    now = fresh_series_by_job(after)
+    lost = sorted(job for job in judged_before if now.get(job, 0) == 0)
+    total_before = sum(judged_before.values())
+    total_now = sum(now.get(job, 0) for job in judged_before)
+    needed = math.ceil(total_before * (100 - float(tolerance_percent)) / 100)
+    problems = []
+    if lost:
+        problems.append("no fresh series any more from job(s) " + ", ".join(lost))
+    if total_now < needed:
+        problems.append(f"{total_now} fresh series where {total_before} were at the gates (at least {needed} needed)")
+    passed = bool(judged_before) and not problems
+    if not judged_before:
+        problems.append("the gates counted no new-pipeline series to compare with")
+    seen = f"{total_now} fresh series in {sum(1 for job in judged_before if now.get(job, 0))} job(s)"
+    line = (
+        f"{seen}, {total_before} at the gates (at least {needed} needed), every job still writing"
+        if passed
+        else "; ".join(problems)
+    )
+    return {"passed": passed, "line": line, "lost_jobs": lost, "before": total_before, "now": total_now}
+
+
 def steps(
     cr: dict, cadvisor: list[dict], plan: list[dict], pvcs: list[dict], dual_write: bool, delete_pvcs: bool
 ) -> list[dict]:
@@ -487,6 +526,7 @@ class FilterModule:
             "decommission_monitor_coverage": monitor_coverage,
             "decommission_human_duration": human_duration,
             "decommission_gates": gates,
+            "decommission_pipeline_verdict": pipeline_verdict,
             "decommission_steps": steps,
             "decommission_storage_only": storage_only,
         }
