@@ -119,7 +119,8 @@ options:
     type: int
     default: 5
 requirements:
-  - kubernetes (Python client)
+  - the Python C(kubernetes) client, only for an inline kubeconfig, I(host)-based or in-cluster access, the
+    certificate or token options, or a kubeconfig with an C(exec) plugin, an C(auth-provider) or a proxy
 author:
   - alloy-migration maintainers
 """
@@ -211,7 +212,8 @@ table:
 import os
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.kube_api import KubeConfigError
 from ansible.module_utils.migration_state import (
     ACTIONS,
     AUTH_ARGUMENT_SPEC,
@@ -222,12 +224,11 @@ from ansible.module_utils.migration_state import (
     StateStore,
     StoreSettings,
     Transition,
-    api_client,
     begin,
     credential_findings,
     default_actor,
     fail,
-    kubernetes,
+    kube_api,
     progress,
     redact_credentials,
     refuse_credentials,
@@ -321,8 +322,6 @@ def main() -> None:
             ("action", "fail", ("phase", "reason")),
         ],
     )
-    if kubernetes is None:
-        module.fail_json(msg=missing_required_lib("kubernetes"))
     params = module.params
     ctx = Context(
         now=utc_now(),
@@ -338,14 +337,14 @@ def main() -> None:
         auth = {key: params[key] for key in AUTH_ARGUMENT_SPEC}
         if isinstance(auth["kubeconfig"], str):
             auth["kubeconfig"] = os.path.expanduser(auth["kubeconfig"])
-        store = StateStore(kubernetes.client.CoreV1Api(api_client(auth)), settings)
+        store = StateStore(kube_api(auth, settings.timeout), settings)
         apply = transition_for(params, ctx)
         if module.check_mode and params["action"] in ("progress", "succeed", "fail"):
             apply = as_if_begun(apply, params["phase"], ctx)
         outcome = store.update(apply, module.check_mode or params["action"] == "read")
     except StateError as error:
         module.fail_json(msg=str(error))
-    except (kubernetes.config.ConfigException, OSError, ValueError) as error:
+    except (KubeConfigError, OSError, ValueError) as error:
         module.fail_json(msg=f"cannot load the Kubernetes client configuration: {error}")
     phase = params["phase"]
     result: dict[str, Any] = {

@@ -141,6 +141,23 @@ def package_endpoint(kubeconfig: str | None, context: str | None) -> Endpoint:
     configuration = k8s_config.new_client_from_config(
         config_file=kubeconfig, context=context, persist_config=False
     ).configuration
+    return configuration_endpoint(configuration)
+
+
+def configuration_endpoint(configuration: Any) -> Endpoint:
+    """The endpoint of a `kubernetes.client.Configuration`, however it was loaded.
+
+    The credentials are read first: a kubeconfig's refresh hook (credential plugins) runs when they are
+    read and reloads the whole configuration. `auth_settings()` names the token as the client version
+    stores it (`BearerToken` since kubernetes 35, `authorization` before).
+    """
+    headers = {
+        ("Authorization" if entry["key"].lower() == "authorization" else entry["key"]): entry["value"]
+        for entry in configuration.auth_settings().values()
+        if entry.get("in") == "header" and entry.get("value")
+    }
+    if configuration.username and not headers:
+        headers = {"Authorization": configuration.get_basic_auth_token()}
     tls = None
     if configuration.host.startswith("https"):
         tls = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
@@ -148,10 +165,6 @@ def package_endpoint(kubeconfig: str | None, context: str | None) -> Endpoint:
             tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
         if configuration.cert_file:
             tls.load_cert_chain(configuration.cert_file, configuration.key_file)
-    authorization = configuration.get_api_key_with_prefix("authorization")
-    headers = {"Authorization": authorization} if authorization else {}
-    if configuration.username and not authorization:
-        headers = {"Authorization": configuration.get_basic_auth_token()}
     return Endpoint(
         configuration.host.rstrip("/"),
         tls,
@@ -164,11 +177,19 @@ def package_endpoint(kubeconfig: str | None, context: str | None) -> Endpoint:
 class KubeApi:
     """JSON requests to one API server; watch streams as an iterator of events."""
 
-    def __init__(self, kubeconfig: str | None = None, context: str | None = None, timeout: float = 30) -> None:
+    def __init__(
+        self,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        timeout: float = 30,
+        endpoint: Endpoint | None = None,
+    ) -> None:
+        """From a kubeconfig (and context), or from an `endpoint` resolved by the caller."""
         self.timeout = timeout
         self._scratch = tempfile.TemporaryDirectory(prefix="kube-api-")
-        paths = _kubeconfig_paths(kubeconfig)
-        endpoint = static_endpoint(paths[0], context, self._scratch.name) if len(paths) == 1 else None
+        if endpoint is None:
+            paths = _kubeconfig_paths(kubeconfig)
+            endpoint = static_endpoint(paths[0], context, self._scratch.name) if len(paths) == 1 else None
         self.endpoint = endpoint or package_endpoint(kubeconfig, context)
         self._url = urlsplit(self.endpoint.server)
         self._connection: http.client.HTTPConnection | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import getpass
+import http.client
 import json
 import os
 import re
@@ -19,14 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ansible.module_utils.basic import env_fallback
-
-try:
-    import kubernetes
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError
-except ImportError:  # reported by the module with missing_required_lib
-    kubernetes = None
-    ApiException = HTTPError = Exception
+from ansible.module_utils.kube_api import KubeApi, KubeApiError, KubeConfigError, configuration_endpoint
 
 # Connection options as kubernetes.core names them, with its K8S_AUTH_* environment fallbacks.
 AUTH_ARGUMENT_SPEC: dict[str, Any] = {
@@ -426,10 +420,13 @@ class Outcome:
 
 
 class StateStore:
-    """Reads and writes the state ConfigMap; a write carries the resourceVersion it was computed from."""
+    """Reads and writes the state ConfigMap; a write carries the resourceVersion it was computed from.
 
-    def __init__(self, core_v1: Any, settings: StoreSettings, sleep: Callable[[float], None] = time.sleep) -> None:
-        self.core_v1 = core_v1
+    `api` sends JSON requests to the API server (module_utils/kube_api.KubeApi).
+    """
+
+    def __init__(self, api: Any, settings: StoreSettings, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.api = api
         self.settings = settings
         self.sleep = sleep
 
@@ -463,16 +460,17 @@ class StateStore:
 
     # -- API calls ------------------------------------------------------------------------------
 
+    @property
+    def _collection(self) -> str:
+        return f"/api/v1/namespaces/{self.settings.namespace}/configmaps"
+
     def _read_raw(self) -> dict | None:
         try:
-            response = self.core_v1.read_namespaced_config_map(
-                self.settings.name, self.settings.namespace, _request_timeout=self.settings.timeout
-            )
-        except ApiException as error:
+            return self.api.request("GET", f"{self._collection}/{self.settings.name}")
+        except KubeApiError as error:
             if error.status == 404:
                 return None
             raise
-        return self.core_v1.api_client.sanitize_for_serialization(response)
 
     def _write(self, state: MigrationState, configmap: dict | None) -> None:
         body = {
@@ -483,17 +481,13 @@ class StateStore:
         }
         try:
             if configmap is None:
-                self.core_v1.create_namespaced_config_map(
-                    self.settings.namespace, body, _request_timeout=self.settings.timeout
-                )
+                self.api.request("POST", self._collection, body=body)
             else:
                 metadata = configmap.get("metadata", {})
                 body["metadata"]["labels"] = {**(metadata.get("labels") or {}), **LABELS}
                 body["metadata"]["resourceVersion"] = metadata.get("resourceVersion")
-                self.core_v1.replace_namespaced_config_map(
-                    self.settings.name, self.settings.namespace, body, _request_timeout=self.settings.timeout
-                )
-        except ApiException as error:
+                self.api.request("PUT", f"{self._collection}/{self.settings.name}", body=body)
+        except KubeApiError as error:
             if error.status == 409:
                 raise _ConflictError from error
             raise
@@ -503,14 +497,15 @@ class StateStore:
         for attempt in range(self.settings.retries + 1):
             try:
                 return request()
-            except ApiException as error:
-                transient = error.status == 429 or (error.status or 0) >= 500
+            except KubeApiError as error:
+                transient = error.status == 429 or error.status >= 500
                 if not transient or attempt == self.settings.retries:
                     raise StateError(api_error_message(error, self.settings)) from error
-            except HTTPError as error:
+            except (OSError, http.client.HTTPException) as error:
                 if attempt == self.settings.retries:
                     raise StateError(
-                        f"cannot reach the Kubernetes API for {self.settings.namespace}/{self.settings.name}: {error}"
+                        f"cannot reach the Kubernetes API for {self.settings.namespace}/{self.settings.name}: "
+                        f"{error or type(error).__name__}"
                     ) from error
             self.sleep(min(2.0**attempt, 10.0))
         raise AssertionError("unreachable")
@@ -520,27 +515,38 @@ class _ConflictError(Exception):
     pass
 
 
-def api_error_message(error: Any, settings: StoreSettings) -> str:
-    message = error.reason or ""
-    try:
-        body = json.loads(error.body or "{}")
-        message = body.get("message") or message
-    except (TypeError, ValueError):
-        pass
-    return (
-        f"Kubernetes API answered {error.status} for ConfigMap {settings.namespace}/{settings.name}: {message}".rstrip(
-            ": "
-        )
-    )
+def api_error_message(error: KubeApiError, settings: StoreSettings) -> str:
+    return f"Kubernetes API answered {error.status} for ConfigMap {settings.namespace}/{settings.name}: {error.message}"
 
 
-def api_client(auth: dict[str, Any]) -> Any:
-    """A kubernetes ApiClient from kubernetes.core-style options.
+def kube_api(auth: dict[str, Any], timeout: float) -> KubeApi:
+    """A client from kubernetes.core-style options.
 
-    As kubernetes.core: host with api_key (or a client certificate) is enough on its own; otherwise the
-    kubeconfig (or context) is loaded, the in-cluster service account is tried when neither is given,
-    and the explicit options override what the kubeconfig says.
+    A kubeconfig file (or the default one) with an optional context is read directly, as most runs
+    give; every other form is resolved as kubernetes.core does, with the `kubernetes` package: host
+    with api_key (or a client certificate) on its own, an inline kubeconfig dict, the in-cluster
+    service account when nothing is given inside a pod, and the explicit options overriding what the
+    kubeconfig says.
     """
+    overrides = ("host", "api_key", "ca_cert", "client_cert", "client_key", "validate_certs")
+    kubeconfig = auth.get("kubeconfig")
+    in_cluster = not kubeconfig and not auth.get("context") and os.environ.get("KUBERNETES_SERVICE_HOST")
+    if not isinstance(kubeconfig, dict) and not in_cluster and all(auth.get(key) is None for key in overrides):
+        return KubeApi(kubeconfig, auth.get("context"), timeout)
+    return KubeApi(timeout=timeout, endpoint=configuration_endpoint(package_configuration(auth)))
+
+
+def package_configuration(auth: dict[str, Any]) -> Any:
+    """A `kubernetes.client.Configuration` as kubernetes.core builds it from these options."""
+    import kubernetes  # noqa: PLC0415 - only the forms a kubeconfig file cannot express need it
+
+    try:
+        return _package_configuration(kubernetes, auth)
+    except kubernetes.config.ConfigException as error:
+        raise KubeConfigError(str(error)) from None
+
+
+def _package_configuration(kubernetes: Any, auth: dict[str, Any]) -> Any:
     configuration = kubernetes.client.Configuration()
     self_sufficient = auth.get("host") and (auth.get("api_key") or (auth.get("client_cert") and auth.get("client_key")))
     kubeconfig = auth.get("kubeconfig")
@@ -558,6 +564,11 @@ def api_client(auth: dict[str, Any]) -> Any:
         )
     else:
         kubernetes.config.load_incluster_config(client_configuration=configuration)
+    if configuration.refresh_api_key_hook is not None:
+        # A credential plugin's hook reloads the kubeconfig whenever the token is read, which would undo the
+        # overrides below: take its token once (a module run is short) and drop the hook.
+        configuration.refresh_api_key_hook(configuration)
+        configuration.refresh_api_key_hook = None
     overrides = {
         "host": "host",
         "ca_cert": "ssl_ca_cert",
@@ -569,5 +580,5 @@ def api_client(auth: dict[str, Any]) -> Any:
         if auth.get(option) is not None:
             setattr(configuration, attribute, auth[option].rstrip("/") if option == "host" else auth[option])
     if auth.get("api_key"):
-        configuration.api_key = {"authorization": f"Bearer {auth['api_key']}"}
-    return kubernetes.client.ApiClient(configuration)
+        configuration.api_key = {"BearerToken": f"Bearer {auth['api_key']}"}
+    return configuration

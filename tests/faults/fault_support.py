@@ -24,6 +24,7 @@ from typing import Any
 
 import kubernetes
 import yaml
+from ansible.module_utils.kube_api import KubeApi
 from ansible.module_utils.migration_state import (
     Context,
     MigrationState,
@@ -271,7 +272,7 @@ class Cluster:
         return kubernetes.config.new_client_from_config(config_file=str(self.kubeconfig))
 
     def state_store(self) -> StateStore:
-        return StateStore(kubernetes.client.CoreV1Api(self.api()), StoreSettings(self.namespace, STATE_CONFIGMAP))
+        return StateStore(KubeApi(str(self.kubeconfig)), StoreSettings(self.namespace, STATE_CONFIGMAP))
 
     def migration_state(self) -> MigrationState:
         return self.state_store().read()[0]

@@ -93,6 +93,23 @@ def test_plugins_and_proxies_are_left_to_the_kubernetes_package(tmp_path: Path, 
     assert static_endpoint(str(kubeconfig(tmp_path, user, cluster)), None, str(tmp_path)) is None
 
 
+def test_a_credential_plugins_token_reaches_the_header(tmp_path: Path):
+    # As `aws eks get-token` or `kubelogin` answer: an ExecCredential on stdout.
+    plugin = tmp_path / "get-token"
+    plugin.write_text(
+        '#!/bin/sh\necho \'{"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",'
+        ' "status": {"token": "from-the-plugin"}}\'\n'
+    )
+    plugin.chmod(0o755)
+    user = {"exec": {"command": str(plugin), "apiVersion": "client.authentication.k8s.io/v1"}}
+    api = KubeApi(str(kubeconfig(tmp_path, user)))
+    try:
+        assert api.endpoint.server == "http://127.0.0.1:6443"
+        assert api.endpoint.headers == {"Authorization": "Bearer from-the-plugin"}
+    finally:
+        api.close()
+
+
 def test_an_unknown_context_or_file_is_named(tmp_path: Path):
     path = kubeconfig(tmp_path, {"token": "t"})
 

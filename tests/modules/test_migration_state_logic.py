@@ -7,10 +7,12 @@ against the lab's API server.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
+import yaml
+from ansible.module_utils.kube_api import KubeApiError, KubeConfigError
 from ansible.module_utils.migration_state import (
+    AUTH_ARGUMENT_SPEC,
     HISTORY_LIMIT,
     PHASES,
     Context,
@@ -21,6 +23,7 @@ from ansible.module_utils.migration_state import (
     begin,
     credential_findings,
     fail,
+    kube_api,
     progress,
     redact_credentials,
     refuse_credentials,
@@ -29,7 +32,6 @@ from ansible.module_utils.migration_state import (
     succeed,
     table,
 )
-from kubernetes.client.exceptions import ApiException
 
 T0 = Context(now="2026-01-10T09:00:00Z", by="ops@bastion", environment="staging", run_id="run-1")
 T1 = Context(now="2026-01-10T09:05:00Z", by="ops@bastion", environment="staging", run_id="run-1")
@@ -265,36 +267,32 @@ def test_table_lists_every_phase_in_order() -> None:
     assert lines[3].split() == ["containerd_metrics", "not", "run", "-", "-", "-", "-"]
 
 
-class ScriptedCoreV1:
-    """A CoreV1Api stand-in: one ConfigMap, and writes that lose a race a given number of times."""
+class ScriptedApi:
+    """A KubeApi stand-in: one ConfigMap, and writes that lose a race a given number of times."""
 
-    class _Client:
-        @staticmethod
-        def sanitize_for_serialization(obj: Any) -> Any:
-            return json.loads(json.dumps(obj))
-
-    def __init__(self, configmap: dict | None, conflicts: int = 0, errors: list[int] = ()) -> None:
-        self.api_client = self._Client()
+    def __init__(self, configmap: dict | None, conflicts: int = 0, errors: list[int | Exception] = ()) -> None:
         self.configmap = configmap
         self.conflicts = conflicts
         self.errors = list(errors)
         self.writes: list[dict] = []
         self.reads = 0
 
-    def _maybe_fail(self) -> None:
+    def request(self, method: str, path: str, query: list | None = None, body: dict | None = None) -> dict | None:
+        assert path.startswith("/api/v1/namespaces/monitoring/configmaps")
         if self.errors:
-            status = self.errors.pop(0)
-            raise ApiException(status=status, reason="scripted")
+            error = self.errors.pop(0)
+            if isinstance(error, Exception):
+                raise error
+            raise KubeApiError(error, "scripted", {"kind": "Status", "message": f"scripted {error}"})
+        return getattr(self, method.lower())(body)
 
-    def read_namespaced_config_map(self, name: str, namespace: str, _request_timeout: float) -> dict:
+    def get(self, _body: None) -> dict:
         self.reads += 1
-        self._maybe_fail()
         if self.configmap is None:
-            raise ApiException(status=404, reason="Not Found")
-        return self.configmap
+            raise KubeApiError(404, "Not Found", {"kind": "Status", "message": "not found"})
+        return json.loads(json.dumps(self.configmap))
 
-    def replace_namespaced_config_map(self, name: str, namespace: str, body: dict, _request_timeout: float) -> None:
-        self._maybe_fail()
+    def put(self, body: dict) -> dict:
         if self.conflicts:
             self.conflicts -= 1
             # another writer got there first: the stored object moves on
@@ -305,15 +303,16 @@ class ScriptedCoreV1:
                     "resourceVersion": str(int(self.configmap["metadata"]["resourceVersion"]) + 1),
                 },
             }
-            raise ApiException(status=409, reason="Conflict")
+            raise KubeApiError(409, "Conflict", {"kind": "Status", "message": "the object has been modified"})
         assert body["metadata"]["resourceVersion"] == self.configmap["metadata"]["resourceVersion"]
         self.writes.append(body)
         self.configmap = {**body, "metadata": {**body["metadata"], "resourceVersion": "99"}}
+        return self.configmap
 
-    def create_namespaced_config_map(self, namespace: str, body: dict, _request_timeout: float) -> None:
-        self._maybe_fail()
+    def post(self, body: dict) -> dict:
         self.writes.append(body)
         self.configmap = {**body, "metadata": {**body["metadata"], "resourceVersion": "1"}}
+        return self.configmap
 
 
 SETTINGS = StoreSettings("monitoring", "alloy-migration-state", timeout=5, retries=2, conflict_retries=3)
@@ -324,7 +323,7 @@ def stored(state: MigrationState) -> dict:
 
 
 def test_store_creates_the_configmap_with_the_toolkit_labels() -> None:
-    api = ScriptedCoreV1(None)
+    api = ScriptedApi(None)
     outcome = StateStore(api, SETTINGS, sleep=lambda _: None).update(lambda s: begin(s, "preflight", [], T0), False)
     assert outcome.changed and not outcome.exists
     assert api.writes[0]["metadata"]["labels"]["app.kubernetes.io/part-of"] == "alloy-migration"
@@ -333,7 +332,7 @@ def test_store_creates_the_configmap_with_the_toolkit_labels() -> None:
 
 
 def test_store_recomputes_on_conflict_and_writes_with_the_fresh_resource_version() -> None:
-    api = ScriptedCoreV1(stored(succeeded("preflight")), conflicts=2)
+    api = ScriptedApi(stored(succeeded("preflight")), conflicts=2)
     outcome = StateStore(api, SETTINGS, sleep=lambda _: None).update(
         lambda s: begin(s, "baseline", ["preflight"], T0), False
     )
@@ -343,25 +342,67 @@ def test_store_recomputes_on_conflict_and_writes_with_the_fresh_resource_version
 
 
 def test_store_gives_up_after_the_conflict_budget() -> None:
-    api = ScriptedCoreV1(stored(MigrationState()), conflicts=10)
+    api = ScriptedApi(stored(MigrationState()), conflicts=10)
     with pytest.raises(StateError, match="kept changing under this run \\(4 conflicting writes\\)"):
         StateStore(api, SETTINGS, sleep=lambda _: None).update(lambda s: begin(s, "preflight", [], T0), False)
 
 
 def test_store_retries_transient_errors_but_not_forbidden() -> None:
-    api = ScriptedCoreV1(stored(MigrationState()), errors=[503, 429])
+    api = ScriptedApi(stored(MigrationState()), errors=[503, 429])
     outcome = StateStore(api, SETTINGS, sleep=lambda _: None).update(lambda s: begin(s, "preflight", [], T0), False)
     assert outcome.changed
-    denied = ScriptedCoreV1(stored(MigrationState()), errors=[403])
-    with pytest.raises(StateError, match="Kubernetes API answered 403 for ConfigMap monitoring/alloy-migration-state"):
+    denied = ScriptedApi(stored(MigrationState()), errors=[403])
+    with pytest.raises(
+        StateError, match="Kubernetes API answered 403 for ConfigMap monitoring/alloy-migration-state: scripted 403"
+    ):
         StateStore(denied, SETTINGS, sleep=lambda _: None).read()
 
 
 def test_check_mode_and_no_op_never_write() -> None:
-    api = ScriptedCoreV1(stored(succeeded("preflight")))
+    api = ScriptedApi(stored(succeeded("preflight")))
     store = StateStore(api, SETTINGS, sleep=lambda _: None)
     would = store.update(lambda s: begin(s, "baseline", [], T0), True)
     assert would.changed and would.after.status("baseline") == "running"
     same = store.update(lambda s: begin(s, "preflight", [], T0), False)
     assert not same.changed and same.transition.already_succeeded
     assert api.writes == []
+
+
+def test_store_retries_an_unreachable_api_then_names_it() -> None:
+    flaky = ScriptedApi(stored(MigrationState()), errors=[ConnectionRefusedError(111, "Connection refused")])
+    assert StateStore(flaky, SETTINGS, sleep=lambda _: None).read()[1] is not None
+    down = ScriptedApi(stored(MigrationState()), errors=[ConnectionRefusedError(111, "Connection refused")] * 3)
+    with pytest.raises(
+        StateError, match=r"cannot reach the Kubernetes API for monitoring/alloy-migration-state: .*refused"
+    ):
+        StateStore(down, SETTINGS, sleep=lambda _: None).read()
+
+
+def test_client_reads_a_kubeconfig_file_itself_and_honours_host_and_token(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "lab",
+                "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "ops"}}],
+                "clusters": [{"name": "lab", "cluster": {"server": "http://127.0.0.1:6443/"}}],
+                "users": [{"name": "ops", "user": {"token": "from-the-file"}}],
+            }
+        )
+    )
+    options = dict.fromkeys(AUTH_ARGUMENT_SPEC)
+    from_file = kube_api({**options, "kubeconfig": str(kubeconfig)}, 5)
+    assert from_file.endpoint.server == "http://127.0.0.1:6443"
+    assert from_file.endpoint.headers == {"Authorization": "Bearer from-the-file"}
+    assert from_file.timeout == 5
+    direct = kube_api({**options, "host": "http://10.0.0.1:6443", "api_key": "explicit"}, 5)
+    assert direct.endpoint.server == "http://10.0.0.1:6443"
+    assert direct.endpoint.headers == {"Authorization": "Bearer explicit"}
+    overridden = kube_api({**options, "kubeconfig": str(kubeconfig), "host": "http://10.0.0.2:6443"}, 5)
+    assert overridden.endpoint.server == "http://10.0.0.2:6443"
+    assert overridden.endpoint.headers == {"Authorization": "Bearer from-the-file"}
+    with pytest.raises(KubeConfigError, match="context"):
+        kube_api({**options, "kubeconfig": str(kubeconfig), "context": "elsewhere"}, 5)

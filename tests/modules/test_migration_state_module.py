@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import kubernetes
 import pytest
+from ansible.module_utils.kube_api import KubeApi
 from ansible.module_utils.migration_state import Context, StateStore, StoreSettings, begin, progress
 
 from tests.conftest import failures, run_playbook
@@ -129,34 +130,30 @@ def test_phase_lifecycle_refusals_check_mode_idempotent_reruns_and_reset(lab, co
     assert [e["event"] for e in reset["reset all"]["state"]["history"]][-2:] == ["reset", "reset"]
 
 
-class RacingCoreV1:
-    """The real CoreV1Api, with another writer updating the ConfigMap right after this run's first read."""
+class RacingApi:
+    """The real API, with another writer updating the ConfigMap right after this run's first read."""
 
-    def __init__(self, real: kubernetes.client.CoreV1Api, rival) -> None:
+    def __init__(self, real: KubeApi, rival) -> None:
         self.real, self.rival, self.raced = real, rival, False
-        self.api_client = real.api_client
 
-    def read_namespaced_config_map(self, *args, **kwargs):
-        configmap = self.real.read_namespaced_config_map(*args, **kwargs)
-        if not self.raced:
+    def request(self, method: str, path: str, **kwargs):
+        answer = self.real.request(method, path, **kwargs)
+        if method == "GET" and not self.raced:
             self.raced = True
             self.rival()
-        return configmap
-
-    def __getattr__(self, name: str):
-        return getattr(self.real, name)
+        return answer
 
 
 def test_a_concurrent_write_gets_a_real_409_and_both_updates_survive(lab, core_v1, state_name):
     settings = StoreSettings(NAMESPACE, state_name, timeout=10)
     ctx = Context(now="2026-01-10T09:00:00Z", by="test@lab")
-    plain = StateStore(core_v1, settings)
+    plain = StateStore(KubeApi(str(lab.kubeconfig), timeout=10), settings)
     plain.update(lambda s: begin(s, "containerd_metrics", [], ctx), check_mode=False)
 
     def rival() -> None:
         plain.update(lambda s: progress(s, "containerd_metrics", {"nodes_done": ["talos-worker-1"]}, ctx), False)
 
-    racing = StateStore(RacingCoreV1(core_v1, rival), settings)
+    racing = StateStore(RacingApi(KubeApi(str(lab.kubeconfig), timeout=10), rival), settings)
     outcome = racing.update(lambda s: progress(s, "containerd_metrics", {"backup_dir": "/tmp/b"}, ctx), False)
 
     assert outcome.changed
