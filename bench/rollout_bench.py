@@ -9,6 +9,8 @@ run took (wall times depend on what else the machine runs; the load average is p
   --reboot-seconds S   lab nodes take S seconds to reboot (a copy of the lab inventory with
                        lab_reboot_seconds changed), to see the ratio at realistic reboot times
   --no-naive           skip the naive loop
+  --save-output DIR    keep each run's output there (with ANSIBLE_CALLBACKS_ENABLED=profile_tasks in the
+                       environment, the time of every task: where the overhead goes)
 """
 
 from __future__ import annotations
@@ -291,6 +293,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reboot-seconds", type=float)
     parser.add_argument("--no-naive", action="store_true")
+    parser.add_argument("--save-output", type=Path)
     args = parser.parse_args()
     rollout_batch, live_batch = 1, 5  # the playbook's defaults
     with tempfile.TemporaryDirectory() as tmp:
@@ -311,6 +314,10 @@ def main() -> int:
             lab.seed_state()
             rollout = lab.timed(playbook)
             rerun = lab.timed(playbook)
+        if args.save_output:
+            args.save_output.mkdir(parents=True, exist_ok=True)
+            (args.save_output / "rollout.log").write_text(rollout.stdout)
+            (args.save_output / "rerun.log").write_text(rerun.stdout)
         naive = None
         if not args.no_naive:
             patch = Path(tmp) / "patch.yaml"
