@@ -74,7 +74,7 @@ options:
     type: path
     aliases: [key_file]
 requirements:
-  - kubernetes (Python client)
+  - the Python C(kubernetes) client, only for the connection forms a kubeconfig file cannot express (see migration_state)
 author:
   - alloy-migration maintainers
 """
@@ -103,11 +103,12 @@ missing:
 """
 
 # Ansible's module layout puts the documentation first (ruff's E402 is off for library/, not for a role's).
-import json  # noqa: E402
+import http.client  # noqa: E402
 from typing import Any  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
-from ansible.module_utils.migration_state import AUTH_ARGUMENT_SPEC, api_client, kubernetes  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.kube_api import KubeApiError, KubeConfigError  # noqa: E402
+from ansible.module_utils.migration_state import AUTH_ARGUMENT_SPEC, kube_api  # noqa: E402
 
 QUERY_SPEC = {
     "api_version": {"type": "str", "required": True},
@@ -119,27 +120,18 @@ QUERY_SPEC = {
 
 
 class Lister:
-    def __init__(self, client: Any, timeout: float) -> None:
-        self.client = client
-        self.timeout = timeout
+    def __init__(self, api: Any) -> None:
+        self.api = api
         self._resources: dict[str, dict[str, dict]] = {}
 
     def get(self, path: str, query: list[tuple[str, str]] | None = None) -> dict | None:
         """GET a path of the API as JSON; None on 404 (the object, or the group version, is not there)."""
-        request = self.client.param_serialize(
-            "GET",
-            path,
-            query_params=query or [],
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
-        )
-        response = self.client.call_api(*request, _request_timeout=self.timeout)
-        response.read()
-        if response.status == 404:
-            return None
-        if not 200 <= response.status <= 299:
-            raise kubernetes.client.exceptions.ApiException(http_resp=response)
-        return json.loads(response.data)
+        try:
+            return self.api.request("GET", path, query)
+        except KubeApiError as error:
+            if error.status == 404:
+                return None
+            raise
 
     def resource(self, api_version: str, kind: str) -> dict | None:
         """The discovery entry (name, namespaced) of a kind, or None when the server does not serve it."""
@@ -176,21 +168,21 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if kubernetes is None:
-        module.fail_json(msg=missing_required_lib("kubernetes"))
     auth = {key: module.params[key] for key in AUTH_ARGUMENT_SPEC}
     lists, missing = [], []
     try:
-        lister = Lister(api_client(auth), module.params["request_timeout"])
+        lister = Lister(kube_api(auth, module.params["request_timeout"]))
         for query in module.params["queries"]:
             objects = lister.run(query)
             if objects is None:
                 missing.append(f"{query['api_version']}/{query['kind']}")
             lists.append(objects or [])
-    except kubernetes.client.exceptions.ApiException as error:
-        module.fail_json(msg=f"Kubernetes API answered {error.status}: {error.reason}", status=error.status)
-    except (kubernetes.config.ConfigException, OSError, ValueError) as error:
-        module.fail_json(msg=f"cannot reach the Kubernetes API: {error}")
+    except KubeApiError as error:
+        module.fail_json(msg=f"Kubernetes API answered {error.status}: {error.message}", status=error.status)
+    except KubeConfigError as error:
+        module.fail_json(msg=f"cannot load the Kubernetes client configuration: {error}")
+    except (OSError, http.client.HTTPException, ValueError) as error:
+        module.fail_json(msg=f"cannot reach the Kubernetes API: {error or type(error).__name__}")
     module.exit_json(changed=False, lists=lists, missing=missing)
 
 
