@@ -482,3 +482,10 @@ def test_pipeline_fails_closed_without_a_count_at_the_gates() -> None:
     verdict = pipeline_verdict(GATES, [], 10)
     assert not verdict["passed"]
     assert "the gates counted no new-pipeline series" in verdict["line"]
+
+
+def test_gates_made_only_of_jobs_that_may_end_are_refused_before_any_step() -> None:
+    gates = by_job(**{"kube-prometheus-stack-prometheus": 3, "kube-prometheus-stack-operator": 1})
+    verdict = pipeline_verdict(gates, gates, 10, r"^kube-prometheus-stack-")
+    assert not verdict["passed"]
+    assert verdict["line"] == "the gates counted no new-pipeline series to compare with"

@@ -420,13 +420,13 @@ def pipeline_verdict(after: list[dict], before: list[dict], tolerance_percent: A
     total_now = sum(now.get(job, 0) for job in judged_before)
     needed = math.ceil(total_before * (100 - float(tolerance_percent)) / 100)
     problems = []
+    if not judged_before:
+        problems.append("the gates counted no new-pipeline series to compare with")
     if lost:
         problems.append("no fresh series any more from job(s) " + ", ".join(lost))
     if total_now < needed:
         problems.append(f"{total_now} fresh series where {total_before} were at the gates (at least {needed} needed)")
-    passed = bool(judged_before) and not problems
-    if not judged_before:
-        problems.append("the gates counted no new-pipeline series to compare with")
+    passed = not problems
     seen = f"{total_now} fresh series in {sum(1 for job in judged_before if now.get(job, 0))} job(s)"
     line = (
         f"{seen}, {total_before} at the gates (at least {needed} needed), every job still writing"
