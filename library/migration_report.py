@@ -92,9 +92,6 @@ options:
   cutover:
     description: When the new pipeline started (Unix seconds), marked on the plots.
     type: float
-  window_start:
-    description: Start (Unix seconds) of the window the new pipeline's samples per second are averaged over.
-    type: float
   environment:
     description: Environment name for the title.
     type: str
@@ -190,7 +187,6 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "scrape_p99_max_seconds": {"type": "float", "default": 2},
     "push_p99_max_seconds": {"type": "float", "default": 1},
     "cutover": {"type": "float"},
-    "window_start": {"type": "float"},
     "environment": {"type": "str", "default": ""},
     "cluster_name": {"type": "str", "default": ""},
     "forbidden": {"type": "list", "elements": "str", "default": [], "no_log": True},
@@ -217,7 +213,6 @@ def report_input(params: dict[str, Any]) -> ReportInput:
         environment=params["environment"],
         cluster_name=params["cluster_name"],
         cutover=params["cutover"],
-        window_start=params["window_start"],
     )
 
 

@@ -604,7 +604,23 @@ def measure_current(ctx: Context) -> dict[str, Any]:
     except (PromQLError, ValueError):
         current["resources"] = {}
     current["resources_total"] = resource_totals(current["resources"]) if current["resources"] else {}
+    seconds = duration_seconds(settings.window)
+    try:
+        current["pipeline_samples_per_second"] = ctx.data.single(
+            "current.pipeline_samples_per_second",
+            f"sum(sum_over_time({_new_pipeline_samples(settings)}[{settings.window}])) / {seconds:g}",
+        )
+    except (PromQLError, ValueError):
+        current["pipeline_samples_per_second"] = None
     return current
+
+
+def _new_pipeline_samples(settings: GateSettings) -> str:
+    """Samples each scrape of the new pipeline's jobs kept: what it sends to Mimir."""
+    return selector(
+        "scrape_samples_post_metric_relabeling",
+        matchers(settings.new_selector, one_of("job", settings.jobs)),
+    )
 
 
 def timeseries(ctx: Context) -> dict[str, Any]:
@@ -616,16 +632,12 @@ def timeseries(ctx: Context) -> dict[str, Any]:
     window = settings.plot_rate_window
     seconds = duration_seconds(window)
     legacy_samples = selector("scrape_samples_post_metric_relabeling", settings.legacy_selector)
-    new_samples = selector(
-        "scrape_samples_post_metric_relabeling",
-        matchers(settings.new_selector, one_of("job", settings.jobs)),
-    )
+    new_samples = _new_pipeline_samples(settings)
     series: dict[str, Any] = {
         "start": start,
         "end": ctx.data.at,
         "step": step,
         "cutover": settings.continuity_start,
-        "window_seconds": duration_seconds(settings.window),
     }
     wanted = {
         "push_p99_seconds": (ctx.meta, _mimir(ctx).push_p99(window) if settings.mimir else ""),

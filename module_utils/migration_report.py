@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import statistics
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,19 +72,11 @@ def _get(document: dict[str, Any], *path: str) -> Any:
     return document
 
 
-def _series_median(timeseries: dict[str, Any], name: str, since: float | None = None) -> float | None:
-    """The median of a plotted series since a time: robust to the ramp-up after a cutover."""
-    values = [v for t, v in (_get(timeseries, name, "values") or []) if since is None or t >= since]
-    return statistics.median(values) if values else None
-
-
 def comparison_rows(
     baseline: dict[str, Any],
     current: dict[str, Any],
-    timeseries: dict[str, Any],
     comparisons: list[Comparison],
     legacy_running: bool,
-    window_start: float | None = None,
 ) -> list[Row]:
     """The seed's before/after table, every figure measured; None where nothing could be measured."""
     rows = []
@@ -117,7 +108,7 @@ def comparison_rows(
         Row(
             "Samples/s sent to Mimir by the pipeline",
             _get(baseline, "mimir", "incoming_samples_per_second"),
-            _series_median(timeseries, "new_samples_per_second", window_start),
+            _get(current, "pipeline_samples_per_second"),
             "samples/s",
             "before: every HA replica's samples as Mimir received them; after: the new pipeline's scraped samples",
         )
@@ -329,13 +320,10 @@ class ReportInput:
     environment: str = ""
     cluster_name: str = ""
     cutover: float | None = None
-    window_start: float | None = None
 
 
 def build(data: ReportInput) -> dict[str, Any]:
-    rows = comparison_rows(
-        data.baseline, data.current, data.timeseries, data.comparisons, data.legacy_running, data.window_start
-    )
+    rows = comparison_rows(data.baseline, data.current, data.comparisons, data.legacy_running)
     return {
         "kind": KIND,
         "schema_version": SCHEMA_VERSION,

@@ -13,8 +13,8 @@ from ansible.module_utils.migration_report import PLOTS, Comparison, ReportInput
 
 from lab.metrics.prometheus import PrometheusProcess
 from tests.conftest import failures, run_playbook
-from tests.validation.validation_data import Scenario
-from tests.validation.validation_setup import context
+from tests.validation.validation_data import INTERVAL, Scenario
+from tests.validation.validation_setup import NEW_JOBS, context
 
 COMPARISONS = [
     Comparison("cAdvisor", "cadvisor", "kubelet:/metrics/cadvisor"),
@@ -44,11 +44,13 @@ def report_input(storage: PrometheusProcess, scenarios: dict[str, Scenario], bas
         environment="test",
         cluster_name="lab-talos",
         cutover=good.cutover,
-        window_start=good.t0 - 600,
     )
 
 
-def test_report_files_render_with_the_measured_table(report_input: ReportInput, tmp_path: Path) -> None:
+def test_report_files_render_with_the_measured_table(
+    report_input: ReportInput, scenarios: dict[str, Scenario], tmp_path: Path
+) -> None:
+    good = scenarios["good"]
     outcome = render(tmp_path, report_input)
     text = (tmp_path / "validation.json").read_text()
     assert outcome["digest"] == hashlib.sha256(text.encode()).hexdigest()
@@ -66,6 +68,15 @@ def test_report_files_render_with_the_measured_table(report_input: ReportInput, 
     cpu = rows["CPU (prometheus, cadvisor -> alloy, otel-collector)"]
     assert cpu["before"] == pytest.approx(0.3, rel=0.02)
     assert cpu["after"] == pytest.approx(0.3, rel=0.02)
+    kept = [
+        max((t, value) for t, value in series.points.items() if t <= good.t0)[1]
+        for series in good.series.values()
+        if series.labels["__name__"] == "scrape_samples_post_metric_relabeling"
+        and not series.labels.get("prometheus")
+        and series.labels.get("job") in NEW_JOBS
+    ]
+    samples = rows["Samples/s sent to Mimir by the pipeline"]
+    assert samples["after"] == pytest.approx(sum(kept) / INTERVAL, rel=0.05)
     # The scenario's Mimir has no request-size histogram: no figure, never a made-up one.
     assert rows["Distributor bandwidth"]["before"] is None
     assert rows["Distributor bandwidth"]["ratio"] is None
