@@ -1,5 +1,5 @@
 #!/usr/bin/python
-"""Ansible module (embedded in the prometheus_decommission role): several Kubernetes list queries in one
+"""Ansible module: several Kubernetes list queries in one
 process, with one client, so a discovery of a dozen kinds costs one module run instead of a dozen."""
 
 from __future__ import annotations
@@ -102,13 +102,12 @@ missing:
   elements: str
 """
 
-# Ansible's module layout puts the documentation first (ruff's E402 is off for library/, not for a role's).
-import http.client  # noqa: E402
-from typing import Any  # noqa: E402
+import http.client
+from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.kube_api import KubeApiError, KubeConfigError  # noqa: E402
-from ansible.module_utils.migration_state import AUTH_ARGUMENT_SPEC, kube_api  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.kube_api import KubeApiError, KubeConfigError
+from ansible.module_utils.migration_state import AUTH_ARGUMENT_SPEC, kube_api
 
 QUERY_SPEC = {
     "api_version": {"type": "str", "required": True},
