@@ -145,3 +145,50 @@ def test_real_alloy_binary_only_formats_in_syntax_only_mode(tmp_path: Path, monk
     assert status == "ok"
     assert result["alloy_binary"]["validate"] is None
     assert log.read_text().splitlines() == [f"fmt {path}"]
+
+
+@pytest.mark.usefixtures("no_alloy_on_path")
+def test_content_is_installed_only_once_it_validates(tmp_path: Path) -> None:
+    dest = tmp_path / "config"
+    dest.mkdir()
+    (dest / "old.alloy").write_text("// a disabled feature\n")
+    (dest / "NOTES.txt").write_text("kept\n")
+
+    status, result = run_module({"content": {"main.alloy": VALID}, "dest": str(dest)})
+
+    assert status == "ok", result
+    assert (result["changed"], result["written"], result["removed"]) == (True, ["main.alloy"], ["old.alloy"])
+    assert sorted(p.name for p in dest.iterdir()) == ["NOTES.txt", "main.alloy"]
+    assert (dest / "main.alloy").read_text() == VALID
+    assert stat.S_IMODE((dest / "main.alloy").stat().st_mode) == 0o644
+    status, again = run_module({"content": {"main.alloy": VALID}, "dest": str(dest)})
+    assert (status, again["changed"], again["written"], again["removed"]) == ("ok", False, [], [])
+
+
+@pytest.mark.usefixtures("no_alloy_on_path")
+def test_invalid_content_installs_nothing(tmp_path: Path) -> None:
+    dest = tmp_path / "config"
+    broken = VALID.replace("url =", "ur1 =")
+
+    status, result = run_module({"content": {"main.alloy": broken}, "dest": str(dest)})
+
+    assert status == "failed"
+    assert "main.alloy:" in result["msg"]
+    assert not dest.exists()
+
+
+@pytest.mark.usefixtures("no_alloy_on_path")
+def test_check_mode_reports_the_install_and_writes_nothing(tmp_path: Path) -> None:
+    dest = tmp_path / "config"
+
+    status, result = run_module({"content": {"main.alloy": VALID}, "dest": str(dest), "_ansible_check_mode": True})
+
+    assert (status, result["changed"], result["written"]) == ("ok", True, ["main.alloy"])
+    assert result["diff"][0]["after"] == VALID
+    assert not dest.exists()
+
+
+def test_content_names_must_be_plain_alloy_files(tmp_path: Path) -> None:
+    status, result = run_module({"content": {"../escape.alloy": VALID}, "dest": str(tmp_path)})
+    assert status == "failed"
+    assert "'../escape.alloy'" in result["msg"]
