@@ -75,6 +75,9 @@ files:
 errors:
   description: Every error found, located as Alloy locates it (line and column are 1-based).
   returned: always
+  type: list
+  elements: dict
+  sample: [{"file": "main.alloy", "line": 3, "column": 5, "message": "missing required attribute \"url\""}]
 written:
   description: With I(dest), the files written (or, in check mode, that would be), by name.
   returned: when dest is given
@@ -85,9 +88,6 @@ removed:
   returned: when dest is given
   type: list
   elements: str
-  type: list
-  elements: dict
-  sample: [{"file": "main.alloy", "line": 3, "column": 5, "message": "missing required attribute \"url\""}]
 alloy_warnings:
   description: Problems that do not make Alloy reject the configuration (deprecated functions, components
     the validator does not check).
@@ -172,13 +172,14 @@ def read_text(path: str) -> str | None:
 def install(module: AnsibleModule, source: str, dest: str, content: dict[str, str]) -> dict[str, object]:
     """Make dest hold exactly the configuration's *.alloy files; return what was (or would be) done."""
     present = sorted(n for n in os.listdir(dest) if n.endswith(".alloy")) if os.path.isdir(dest) else []
-    written = [name for name in sorted(content) if read_text(os.path.join(dest, name)) != content[name]]
+    before = {name: read_text(os.path.join(dest, name)) for name in sorted(set(content) | set(present))}
+    written = [name for name in sorted(content) if before[name] != content[name]]
     removed = [name for name in present if name not in content]
     diff = [
         {
             "before_header": os.path.join(dest, name),
             "after_header": os.path.join(dest, name),
-            "before": read_text(os.path.join(dest, name)) or "",
+            "before": before[name] or "",
             "after": content.get(name, ""),
         }
         for name in written + removed
@@ -222,9 +223,10 @@ def main() -> None:
     if bad:
         module.fail_json(msg=f"content: {bad} are not plain *.alloy file names; name each file like 'discovery.alloy'")
     texts = {name: str(text) for name, text in content.items()}
+    installation = (params["dest"], texts) if params["dest"] else None
     with tempfile.TemporaryDirectory(prefix="alloy-validate-") as scratch:
         write_files(scratch, texts)
-        validate(module, scratch, params["dest"] and (params["dest"], texts))
+        validate(module, scratch, installation)
 
 
 def validate(module: AnsibleModule, path: str, installation: tuple[str, dict[str, str]] | None) -> None:

@@ -45,34 +45,8 @@ options:
     description: Seconds each API request may take.
     type: float
     default: 30
-  kubeconfig:
-    description: Path of a kubeconfig (or a dict); C(K8S_AUTH_KUBECONFIG).
-    type: raw
-  context:
-    description: Kubeconfig context; C(K8S_AUTH_CONTEXT).
-    type: str
-  host:
-    description: URL of the API; C(K8S_AUTH_HOST).
-    type: str
-  api_key:
-    description: Bearer token; C(K8S_AUTH_API_KEY).
-    type: str
-  validate_certs:
-    description: Verify the API server's certificate; C(K8S_AUTH_VERIFY_SSL).
-    type: bool
-    aliases: [verify_ssl]
-  ca_cert:
-    description: CA certificate of the API server; C(K8S_AUTH_SSL_CA_CERT).
-    type: path
-    aliases: [ssl_ca_cert]
-  client_cert:
-    description: Client certificate; C(K8S_AUTH_CERT_FILE).
-    type: path
-    aliases: [cert_file]
-  client_key:
-    description: Key of the client certificate; C(K8S_AUTH_KEY_FILE).
-    type: path
-    aliases: [key_file]
+extends_documentation_fragment:
+  - kube_auth
 requirements:
   - the Python C(kubernetes) client, only for the connection forms a kubeconfig file cannot express (see migration_state)
 author:
@@ -106,8 +80,7 @@ import http.client
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.kube_api import KubeApiError, KubeConfigError
-from ansible.module_utils.migration_state import AUTH_ARGUMENT_SPEC, kube_api
+from ansible.module_utils.kube_api import AUTH_ARGUMENT_SPEC, KubeApiError, KubeConfigError, api_from_options
 
 QUERY_SPEC = {
     "api_version": {"type": "str", "required": True},
@@ -170,7 +143,7 @@ def main() -> None:
     auth = {key: module.params[key] for key in AUTH_ARGUMENT_SPEC}
     lists, missing = [], []
     try:
-        lister = Lister(kube_api(auth, module.params["request_timeout"]))
+        lister = Lister(api_from_options(auth, module.params["request_timeout"]))
         for query in module.params["queries"]:
             objects = lister.run(query)
             if objects is None:

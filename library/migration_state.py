@@ -76,36 +76,6 @@ options:
     description: Name of the state ConfigMap.
     type: str
     default: alloy-migration-state
-  kubeconfig:
-    description:
-      - Path of a kubeconfig (or the kubeconfig as a dict). Falls back to C(K8S_AUTH_KUBECONFIG), then to
-        C(~/.kube/config), or the in-cluster service account when running in a pod.
-    type: raw
-  context:
-    description: Kubeconfig context; C(K8S_AUTH_CONTEXT).
-    type: str
-  host:
-    description: URL of the Kubernetes API; C(K8S_AUTH_HOST).
-    type: str
-  api_key:
-    description: Bearer token for the API; C(K8S_AUTH_API_KEY).
-    type: str
-  validate_certs:
-    description: Verify the API server's certificate; C(K8S_AUTH_VERIFY_SSL).
-    type: bool
-    aliases: [verify_ssl]
-  ca_cert:
-    description: CA certificate of the API server; C(K8S_AUTH_SSL_CA_CERT).
-    type: path
-    aliases: [ssl_ca_cert]
-  client_cert:
-    description: Client certificate; C(K8S_AUTH_CERT_FILE).
-    type: path
-    aliases: [cert_file]
-  client_key:
-    description: Key of the client certificate; C(K8S_AUTH_KEY_FILE).
-    type: path
-    aliases: [key_file]
   request_timeout:
     description: Seconds each API request may take.
     type: float
@@ -118,6 +88,8 @@ options:
     description: How many times a write that lost a race (HTTP 409) is recomputed and retried.
     type: int
     default: 5
+extends_documentation_fragment:
+  - kube_auth
 requirements:
   - the Python C(kubernetes) client, only for an inline kubeconfig, I(host)-based or in-cluster access, the
     certificate or token options, or a kubeconfig with an C(exec) plugin, an C(auth-provider) or a proxy
@@ -213,10 +185,9 @@ import os
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.kube_api import KubeConfigError
+from ansible.module_utils.kube_api import AUTH_ARGUMENT_SPEC, KubeConfigError, api_from_options
 from ansible.module_utils.migration_state import (
     ACTIONS,
-    AUTH_ARGUMENT_SPEC,
     PHASES,
     Context,
     MigrationState,
@@ -228,7 +199,6 @@ from ansible.module_utils.migration_state import (
     credential_findings,
     default_actor,
     fail,
-    kube_api,
     progress,
     redact_credentials,
     refuse_credentials,
@@ -337,7 +307,7 @@ def main() -> None:
         auth = {key: params[key] for key in AUTH_ARGUMENT_SPEC}
         if isinstance(auth["kubeconfig"], str):
             auth["kubeconfig"] = os.path.expanduser(auth["kubeconfig"])
-        store = StateStore(kube_api(auth, settings.timeout), settings)
+        store = StateStore(api_from_options(auth, settings.timeout), settings)
         apply = transition_for(params, ctx)
         if module.check_mode and params["action"] in ("progress", "succeed", "fail"):
             apply = as_if_begun(apply, params["phase"], ctx)

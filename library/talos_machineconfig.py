@@ -22,7 +22,7 @@ description:
   - In check mode it runs C(talosctl patch mc --dry-run) and reports the configuration diff talosctl printed.
     Secrets in diff context lines (tokens, keys) are redacted.
   - With I(wait) the module returns only once the node runs the change and is healthy, probing it every
-    I(wait_interval) seconds for at most I(wait_timeout) seconds: a new boot ID when Talos rebooted the node
+    I(wait_interval) seconds for at most I(wait_timeout) seconds for a new boot ID when Talos rebooted the node
     (the ID read just before the patch must change), the CRI service C(Running) with health C(OK), the wanted
     containerd metrics address in effect (none for I(state=absent)), and for a control-plane node its etcd member
     present, not a learner, without errors, among I(etcd_members) members. With nothing to change it still checks

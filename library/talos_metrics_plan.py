@@ -13,7 +13,7 @@ description:
     fans out to the nodes); when that fails, node by node, concurrently (I(parallel) at a time), to name the
     node that does not answer. It decides, the way M(talos_machineconfig) does, which patches bring each node
     to I(state). For a node that
-    needs a change it asks Talos what the change would do (C(talosctl patch mc --dry-run)): the patches are
+    needs a change it asks Talos what the change would do (C(talosctl patch mc --dry-run)); the patches are
     validated by Talos before any node is touched, and I(reboot_required) is Talos's own answer.
   - For control-plane nodes it also reads C(talosctl etcd status) and C(talosctl etcd members), so that a caller can
     check etcd from every control-plane node's point of view before a rolling change.

@@ -11,17 +11,17 @@ description:
   - Kubernetes side of a rolling Talos change, with one read-check-write per step so that the toolkit only ever
     undoes its own cordon. Every write carries the node's C(resourceVersion); a conflict re-reads and retries.
   - I(state=cordoned) marks the node with the annotation I(mark) and makes it unschedulable in one patch. It refuses
-    a node someone else cordoned (unschedulable without the mark): the rollout must not take it over and, later,
+    a node someone else cordoned (unschedulable without the mark); the rollout must not take it over and, later,
     uncordon it. A node already carrying the mark is left as it is.
   - I(state=drained) cordons the same way, then evicts the node's pods as C(kubectl drain) does, through the Eviction
-    API so that PodDisruptionBudgets are honoured: DaemonSet pods and mirror pods stay (the DaemonSet controller
+    API so that PodDisruptionBudgets are honoured; DaemonSet pods and mirror pods stay (the DaemonSet controller
     would recreate them at once; the API cannot delete mirror pods), pods with C(emptyDir) volumes are evicted only
     with I(delete_emptydir_data), pods no controller manages only with I(force). An eviction a budget refuses (429)
     is tried again every I(drain_retry_interval) seconds until I(drain_timeout); the module then watches the node's
     pods until every evicted pod is gone.
   - I(state=released) waits (a watch on the node, no polling) until the node reports C(Ready), and, with I(boot_id),
     until the kubelet reports that boot (C(status.nodeInfo.bootID)), so that a C(Ready) left over from before a
-    reboot is never taken for the node being back. With I(probe_url) it then proves the node serves that URL: a
+    reboot is never taken for the node being back. With I(probe_url) it then proves the node serves that URL; a
     short-lived Job pinned to the node with C(hostNetwork) fetches it once (the endpoint may listen on the node's
     loopback, which nothing else can reach), watched until it completes or fails, then deleted. Last, it uncordons
     the node and drops the mark, only if the node carries the mark.

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import yaml
+from ansible.module_utils.basic import env_fallback
 
 DEFAULT_KUBECONFIG = os.path.join("~", ".kube", "config")
 
@@ -294,3 +295,81 @@ def _decoded(response: http.client.HTTPResponse, data: bytes) -> Any:
     if not 200 <= response.status <= 299:
         raise KubeApiError(response.status, response.reason, decoded)
     return decoded
+
+
+# Connection options as kubernetes.core names them, with its K8S_AUTH_* environment fallbacks.
+AUTH_ARGUMENT_SPEC: dict[str, Any] = {
+    "kubeconfig": {"type": "raw", "no_log": False, "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG"])},
+    "context": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_CONTEXT"])},
+    "host": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_HOST"])},
+    "api_key": {"type": "str", "no_log": True, "fallback": (env_fallback, ["K8S_AUTH_API_KEY"])},
+    "validate_certs": {"type": "bool", "aliases": ["verify_ssl"], "fallback": (env_fallback, ["K8S_AUTH_VERIFY_SSL"])},
+    "ca_cert": {"type": "path", "aliases": ["ssl_ca_cert"], "fallback": (env_fallback, ["K8S_AUTH_SSL_CA_CERT"])},
+    "client_cert": {"type": "path", "aliases": ["cert_file"], "fallback": (env_fallback, ["K8S_AUTH_CERT_FILE"])},
+    "client_key": {"type": "path", "aliases": ["key_file"], "fallback": (env_fallback, ["K8S_AUTH_KEY_FILE"])},
+}
+
+
+def api_from_options(auth: dict[str, Any], timeout: float) -> KubeApi:
+    """A client from kubernetes.core-style options.
+
+    A kubeconfig file (or the default one) with an optional context is read directly, as most runs
+    give; every other form is resolved as kubernetes.core does, with the `kubernetes` package: host
+    with api_key (or a client certificate) on its own, an inline kubeconfig dict, the in-cluster
+    service account when nothing is given inside a pod, and the explicit options overriding what the
+    kubeconfig says.
+    """
+    overrides = ("host", "api_key", "ca_cert", "client_cert", "client_key", "validate_certs")
+    kubeconfig = auth.get("kubeconfig")
+    in_cluster = not kubeconfig and not auth.get("context") and os.environ.get("KUBERNETES_SERVICE_HOST")
+    if not isinstance(kubeconfig, dict) and not in_cluster and all(auth.get(key) is None for key in overrides):
+        return KubeApi(kubeconfig, auth.get("context"), timeout)
+    return KubeApi(timeout=timeout, endpoint=configuration_endpoint(package_configuration(auth)))
+
+
+def package_configuration(auth: dict[str, Any]) -> Any:
+    """A `kubernetes.client.Configuration` as kubernetes.core builds it from these options."""
+    import kubernetes  # noqa: PLC0415 - only the forms a kubeconfig file cannot express need it
+
+    try:
+        return _package_configuration(kubernetes, auth)
+    except kubernetes.config.ConfigException as error:
+        raise KubeConfigError(str(error)) from None
+
+
+def _package_configuration(kubernetes: Any, auth: dict[str, Any]) -> Any:
+    configuration = kubernetes.client.Configuration()
+    self_sufficient = auth.get("host") and (auth.get("api_key") or (auth.get("client_cert") and auth.get("client_key")))
+    kubeconfig = auth.get("kubeconfig")
+    if self_sufficient:
+        pass
+    elif isinstance(kubeconfig, dict):
+        kubernetes.config.load_kube_config_from_dict(
+            kubeconfig, context=auth.get("context"), client_configuration=configuration
+        )
+    elif kubeconfig or auth.get("context") or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        kubernetes.config.load_kube_config(
+            config_file=os.path.expanduser(kubeconfig) if kubeconfig else None,
+            context=auth.get("context"),
+            client_configuration=configuration,
+        )
+    else:
+        kubernetes.config.load_incluster_config(client_configuration=configuration)
+    if configuration.refresh_api_key_hook is not None:
+        # A credential plugin's hook reloads the kubeconfig whenever the token is read, which would undo the
+        # overrides below: take its token once (a module run is short) and drop the hook.
+        configuration.refresh_api_key_hook(configuration)
+        configuration.refresh_api_key_hook = None
+    overrides = {
+        "host": "host",
+        "ca_cert": "ssl_ca_cert",
+        "client_cert": "cert_file",
+        "client_key": "key_file",
+        "validate_certs": "verify_ssl",
+    }
+    for option, attribute in overrides.items():
+        if auth.get(option) is not None:
+            setattr(configuration, attribute, auth[option].rstrip("/") if option == "host" else auth[option])
+    if auth.get("api_key"):
+        configuration.api_key = {"BearerToken": f"Bearer {auth['api_key']}"}
+    return configuration

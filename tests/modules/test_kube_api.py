@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible.module_utils.kube_api import KubeApi, KubeApiError, KubeConfigError, static_endpoint
+from ansible.module_utils.kube_api import (
+    AUTH_ARGUMENT_SPEC,
+    KubeApi,
+    KubeApiError,
+    KubeConfigError,
+    api_from_options,
+    static_endpoint,
+)
 
 from lab.pki import Pki
 
@@ -131,3 +138,33 @@ def test_requests_reach_the_lab_api_and_errors_carry_the_status(lab):
 
     assert raised.value.status == 404 and 'namespaces "no-such-namespace" not found' in raised.value.message
     assert [event["type"] for event in events] == ["ADDED"]
+
+
+def test_client_reads_a_kubeconfig_file_itself_and_honours_host_and_token(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "lab",
+                "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "ops"}}],
+                "clusters": [{"name": "lab", "cluster": {"server": "http://127.0.0.1:6443/"}}],
+                "users": [{"name": "ops", "user": {"token": "from-the-file"}}],
+            }
+        )
+    )
+    options = dict.fromkeys(AUTH_ARGUMENT_SPEC)
+    from_file = api_from_options({**options, "kubeconfig": str(kubeconfig)}, 5)
+    assert from_file.endpoint.server == "http://127.0.0.1:6443"
+    assert from_file.endpoint.headers == {"Authorization": "Bearer from-the-file"}
+    assert from_file.timeout == 5
+    direct = api_from_options({**options, "host": "http://10.0.0.1:6443", "api_key": "explicit"}, 5)
+    assert direct.endpoint.server == "http://10.0.0.1:6443"
+    assert direct.endpoint.headers == {"Authorization": "Bearer explicit"}
+    overridden = api_from_options({**options, "kubeconfig": str(kubeconfig), "host": "http://10.0.0.2:6443"}, 5)
+    assert overridden.endpoint.server == "http://10.0.0.2:6443"
+    assert overridden.endpoint.headers == {"Authorization": "Bearer from-the-file"}
+    with pytest.raises(KubeConfigError, match="context"):
+        api_from_options({**options, "kubeconfig": str(kubeconfig), "context": "elsewhere"}, 5)

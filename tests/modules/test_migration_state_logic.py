@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
-from ansible.module_utils.kube_api import KubeApiError, KubeConfigError
+from ansible.module_utils.kube_api import KubeApiError
 from ansible.module_utils.migration_state import (
-    AUTH_ARGUMENT_SPEC,
     HISTORY_LIMIT,
     PHASES,
     Context,
@@ -23,7 +21,6 @@ from ansible.module_utils.migration_state import (
     begin,
     credential_findings,
     fail,
-    kube_api,
     progress,
     redact_credentials,
     refuse_credentials,
@@ -376,33 +373,3 @@ def test_store_retries_an_unreachable_api_then_names_it() -> None:
         StateError, match=r"cannot reach the Kubernetes API for monitoring/alloy-migration-state: .*refused"
     ):
         StateStore(down, SETTINGS, sleep=lambda _: None).read()
-
-
-def test_client_reads_a_kubeconfig_file_itself_and_honours_host_and_token(tmp_path, monkeypatch) -> None:
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "lab",
-                "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "ops"}}],
-                "clusters": [{"name": "lab", "cluster": {"server": "http://127.0.0.1:6443/"}}],
-                "users": [{"name": "ops", "user": {"token": "from-the-file"}}],
-            }
-        )
-    )
-    options = dict.fromkeys(AUTH_ARGUMENT_SPEC)
-    from_file = kube_api({**options, "kubeconfig": str(kubeconfig)}, 5)
-    assert from_file.endpoint.server == "http://127.0.0.1:6443"
-    assert from_file.endpoint.headers == {"Authorization": "Bearer from-the-file"}
-    assert from_file.timeout == 5
-    direct = kube_api({**options, "host": "http://10.0.0.1:6443", "api_key": "explicit"}, 5)
-    assert direct.endpoint.server == "http://10.0.0.1:6443"
-    assert direct.endpoint.headers == {"Authorization": "Bearer explicit"}
-    overridden = kube_api({**options, "kubeconfig": str(kubeconfig), "host": "http://10.0.0.2:6443"}, 5)
-    assert overridden.endpoint.server == "http://10.0.0.2:6443"
-    assert overridden.endpoint.headers == {"Authorization": "Bearer from-the-file"}
-    with pytest.raises(KubeConfigError, match="context"):
-        kube_api({**options, "kubeconfig": str(kubeconfig), "context": "elsewhere"}, 5)
