@@ -87,7 +87,10 @@ options:
     type: bool
     default: false
   request_timeout:
-    description: Seconds allowed for each Kubernetes API request.
+    description:
+      - Seconds allowed for each Kubernetes API request. A read that times out, loses its connection or is
+        answered 429 or 5xx is asked twice more (1 s, then 2 s later) before the module fails; a watch that
+        fails the same way is replaced by a fresh read, as informers relist.
     type: int
     default: 30
 requirements:
@@ -170,16 +173,19 @@ kept:
 """
 
 import hashlib
+import http.client
 import time
 import traceback
 from collections.abc import Iterator
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.kube_api import KubeApi, KubeApiError, KubeConfigError
+from ansible.module_utils.kube_api import TRANSIENT_STATUSES, KubeApi, KubeApiError, KubeConfigError
 
 MERGE_PATCH = "application/merge-patch+json"
 CONFLICT_RETRIES = 5
+# A node that reboots under a loaded control plane: one slow or refused read must not stop the rollout.
+READ_RETRIES = 2
 PROBE_LABELS = {
     "app.kubernetes.io/name": "containerd-metrics-probe",
     "app.kubernetes.io/instance": "alloy-migration",
@@ -287,7 +293,7 @@ class Cluster:
     per node of a rollout, and the `kubernetes` package's import alone would cost a third of a CPU second)."""
 
     def __init__(self, kubeconfig: str | None, context: str | None, request_timeout: int) -> None:
-        self.api = KubeApi(kubeconfig, context, request_timeout)
+        self.api = KubeApi(kubeconfig, context, request_timeout, read_retries=READ_RETRIES)
         self.timeout = request_timeout
 
     def json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -302,9 +308,22 @@ class Cluster:
     def events(
         self, collection: str, selector: str, resource_version: str, seconds: int, timeout: float
     ) -> Iterator[dict[str, Any]]:
-        """Watch events of the objects of `collection` (its list path) a field selector picks, from a resourceVersion."""
+        """Watch events of the objects of `collection` (its list path) a field selector picks, from a resourceVersion.
+
+        A watch the server drops, leaves silent past `timeout`, or refuses for now (429, 5xx) just ends, after
+        the rest of its window: the caller reads again, as informers relist, and that read is retried or fails.
+        """
         query = [("fieldSelector", selector), ("resourceVersion", resource_version)]
-        return self.api.watch(collection, query, seconds, timeout)
+        started = time.monotonic()
+        try:
+            yield from self.api.watch(collection, query, seconds, timeout)
+            return
+        except KubeApiError as error:
+            if error.status not in TRANSIENT_STATUSES:
+                raise
+        except (TimeoutError, ConnectionError, http.client.HTTPException):
+            pass
+        time.sleep(max(0.0, started + seconds - time.monotonic()))
 
     def watch_until(self, read: Any, collection: str, done: Any, deadline: float) -> tuple[Any, dict]:
         """Read one object, then watch it until `done(obj)` returns something.

@@ -17,6 +17,7 @@ import json
 import os
 import ssl
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,8 @@ import yaml
 from ansible.module_utils.basic import env_fallback
 
 DEFAULT_KUBECONFIG = os.path.join("~", ".kube", "config")
+# Answers that say "ask again later" (overload, a restarting API server or its load balancer).
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class KubeConfigError(Exception):
@@ -184,9 +187,16 @@ class KubeApi:
         context: str | None = None,
         timeout: float = 30,
         endpoint: Endpoint | None = None,
+        read_retries: int = 0,
     ) -> None:
-        """From a kubeconfig (and context), or from an `endpoint` resolved by the caller."""
+        """From a kubeconfig (and context), or from an `endpoint` resolved by the caller.
+
+        `read_retries`: how many times a GET that timed out, lost its connection or met a transient answer
+        (TRANSIENT_STATUSES) is asked again, 1 s, 2 s, 4 s... apart. Only reads: a write that timed out may
+        have been applied, and only its caller knows whether repeating it is safe.
+        """
         self.timeout = timeout
+        self.read_retries = read_retries
         self._scratch = tempfile.TemporaryDirectory(prefix="kube-api-")
         if endpoint is None:
             paths = _kubeconfig_paths(kubeconfig)
@@ -239,8 +249,21 @@ class KubeApi:
         body: Any = None,
         content_type: str = "application/json",
     ) -> Any:
-        """The decoded JSON answer; KubeApiError outside 2xx. A dropped kept-alive connection is retried once."""
+        """The decoded JSON answer; KubeApiError outside 2xx. Reads are retried as `read_retries` says."""
         target = self._target(path, query)
+        for attempt in range(self.read_retries if method == "GET" else 0):
+            try:
+                return self._exchange(method, target, body, content_type)
+            except KubeApiError as error:
+                if error.status not in TRANSIENT_STATUSES:
+                    raise
+            except (TimeoutError, ConnectionError, http.client.HTTPException):
+                pass
+            time.sleep(2**attempt)
+        return self._exchange(method, target, body, content_type)
+
+    def _exchange(self, method: str, target: str, body: Any, content_type: str) -> Any:
+        """One request on the kept-alive connection; a connection the server had dropped is reopened once."""
         for attempt in (1, 2):
             if self._connection is None:
                 self._connection = self._connect(self.timeout)
@@ -249,11 +272,18 @@ class KubeApi:
                 data = response.read()
                 break
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                self._connection.close()
-                self._connection = None
+                self._drop_connection()
                 if attempt == 2:
                     raise
+            except (TimeoutError, OSError, http.client.HTTPException):
+                self._drop_connection()  # half-read: the connection cannot carry another request
+                raise
         return _decoded(response, data)
+
+    def _drop_connection(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
     def watch(
         self, collection: str, query: list[tuple[str, Any]], seconds: int, timeout: float
