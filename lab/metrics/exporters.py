@@ -210,9 +210,10 @@ class Exporters:
 
     # --- handlers --------------------------------------------------------------------------------
 
+    # Handlers read the view without the lock: sync() replaces it whole, and holds the lock while it
+    # closes and opens endpoints (slow with many nodes rebooting), which must not stall every scrape.
     def _containers(self, node: str) -> list[series.Container]:
-        with self._lock:
-            return series.running_containers(self._view.pods_on(node))
+        return series.running_containers(self._view.pods_on(node))
 
     def _uptime(self) -> tuple[float, float]:
         now = time.time()
@@ -259,15 +260,14 @@ class Exporters:
         if request.path != "/metrics":
             return text(404, "404 page not found")
         namespace, _, name = parse_qs(request.raw_query).get("pod", [""])[0].partition("/")
-        with self._lock:
-            pod = next(
-                (
-                    p
-                    for p in self._view.pods
-                    if p["metadata"].get("namespace") == namespace and p["metadata"]["name"] == name
-                ),
-                None,
-            )
+        pod = next(
+            (
+                p
+                for p in self._view.pods
+                if p["metadata"].get("namespace") == namespace and p["metadata"]["name"] == name
+            ),
+            None,
+        )
         if pod is None:
             return text(404, "404 page not found")
         now, uptime = self._uptime()
@@ -276,8 +276,7 @@ class Exporters:
     def _serve_ksm(self, request: Request) -> Response:
         if request.path != "/metrics":
             return text(404, "404 page not found")
-        with self._lock:
-            view = self._view
+        view = self._view
         return _metrics(
             series.ksm_pod_families(view.pods)
             + series.ksm_node_families(view.node_objects)
