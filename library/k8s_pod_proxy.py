@@ -13,9 +13,8 @@ description:
   - Reaches health and metrics endpoints (Alloy's C(/-/ready), C(/api/v0/web/peers), the OpenTelemetry
     Collector's health check, any C(/metrics)) from the controller with only the kubeconfig, whatever its
     authentication, and without a port-forward or a route to pod IPs.
-  - Takes the connection options of kubernetes.core (I(kubeconfig), I(context), I(host), I(api_key),
-    I(validate_certs), I(ca_cert), client certificates, impersonation, proxies) with the same
-    C(K8S_AUTH_*) environment fallbacks.
+  - Takes the connection options of kubernetes.core that the toolkit's own client honours (below), with the
+    same C(K8S_AUTH_*) environment fallbacks; a kubeconfig's credential plugins and proxies work too.
   - Fails when the answer's status is not in I(status_code), naming the pod, port and path and what was
     answered (the API server's own message when it could not reach the pod). Every call has a timeout.
   - With I(pods), asks every pod in one task (one answer each in RV(responses)) and fails naming each pod
@@ -23,7 +22,7 @@ description:
   - Read-only, so it runs in check mode too and never reports a change.
   - Needs the C(get) verb on C(pods/proxy) in the namespace.
 extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
+  - kube_auth
 options:
   namespace:
     description: Namespace of the pod.
@@ -156,11 +155,9 @@ responses:
   elements: dict
 """
 
-import copy
-import traceback
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.k8s_pod_proxy import (
     PodProxyError,
     ProxyTarget,
@@ -169,21 +166,7 @@ from ansible.module_utils.k8s_pod_proxy import (
     parse_samples,
     proxy_get,
 )
-
-try:
-    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-
-    IMPORT_ERROR = None
-except ImportError:
-    AUTH_ARG_SPEC = {}
-    IMPORT_ERROR = traceback.format_exc()
-
-try:
-    import kubernetes  # noqa: F401
-
-    KUBERNETES_ERROR = None
-except ImportError:
-    KUBERNETES_ERROR = traceback.format_exc()
+from ansible.module_utils.kube_api import AUTH_ARGUMENT_SPEC, KubeApi
 
 PROXY_ARGS: dict[str, Any] = {
     "namespace": {"type": "str", "required": True},
@@ -199,20 +182,14 @@ PROXY_ARGS: dict[str, Any] = {
 }
 
 
-def argument_spec() -> dict[str, Any]:
-    spec = copy.deepcopy(AUTH_ARG_SPEC)
-    spec.update(PROXY_ARGS)
-    return spec
-
-
-def ask(module: AnsibleModule, client, pod: str) -> dict[str, Any]:
+def ask(module: AnsibleModule, client: KubeApi, pod: str) -> dict[str, Any]:
     """One pod's answer as a result dict; `ok` says whether its status is an expected one."""
     params = module.params
     target = ProxyTarget(params["namespace"], pod, params["port"], params["path"], params["scheme"])
     outcome: dict[str, Any] = {"pod": pod, "api_path": target.api_path(params["query"])}
     try:
         target.validate()
-        response = proxy_get(client, target, params["query"], params["timeout"])
+        response = proxy_get(client, target, params["query"])
     except (ValueError, PodProxyError) as error:
         return outcome | {
             "ok": False,
@@ -238,20 +215,16 @@ def ask(module: AnsibleModule, client, pod: str) -> dict[str, Any]:
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=argument_spec(),
+        argument_spec={**AUTH_ARGUMENT_SPEC, **PROXY_ARGS},
         supports_check_mode=True,
         required_one_of=[("pod", "pods")],
         mutually_exclusive=[("pod", "pods")],
     )
-    if IMPORT_ERROR:
-        module.fail_json(msg=missing_required_lib("kubernetes.core (the ansible package)"), exception=IMPORT_ERROR)
-    if KUBERNETES_ERROR:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_ERROR)
     params = module.params
     if params["timeout"] <= 0:
         module.fail_json(msg=f"timeout must be more than 0, got {params['timeout']}")
     try:
-        client = api_client(module)
+        client = api_client({key: params[key] for key in AUTH_ARGUMENT_SPEC}, params["timeout"])
     except PodProxyError as error:
         module.fail_json(msg=str(error))
     if params["pods"] is not None:

@@ -6,19 +6,22 @@ no port-forward, no route to pod IPs, and whatever authentication the kubeconfig
 passes the pod's status code and body through; when it cannot reach the pod it answers 503 itself with a
 `Status` object.
 
-The client is the `kubernetes` package's ApiClient, configured exactly as kubernetes.core configures its
-own (same options, same `K8S_AUTH_*` environment fallbacks, kubeconfig or in-cluster), but without the
-discovery walk kubernetes.core's dynamic client performs: a proxy GET needs no resource discovery.
+The client is module_utils/kube_api's: the module runs in every verification of every collector, and
+the `kubernetes` package's import alone would cost more than the request; kubeconfigs that need that
+package (credential plugins, auth providers, proxies) are still resolved by it.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
+
+from ansible.module_utils.kube_api import KubeApi, KubeConfigError, api_from_options
 
 # Characters of a proxied path sent as they are: the path's own separators and RFC 3986 unreserved ones.
 _PATH_SAFE = "/-._~:@!$&'()*+,;="
@@ -85,43 +88,22 @@ class ProxyResponse:
         return text if len(text) <= BODY_EXCERPT_CHARS else text[:BODY_EXCERPT_CHARS] + "..."
 
 
-def api_client(module):
-    """A plain kubernetes ApiClient configured from the module's kubernetes.core auth options, as that
-    collection configures its own clients (same options, K8S_AUTH_* fallbacks, impersonation headers)."""
-    import kubernetes  # noqa: PLC0415 - imported late so a missing package is reported by the module
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import (  # noqa: PLC0415
-        _create_auth_spec,
-        _create_configuration,
-        _create_headers,
-        _set_header,
-    )
-
+def api_client(auth: dict[str, Any], timeout: float) -> KubeApi:
+    """A client from the module's kubernetes.core-style connection options (see kube_api.api_from_options)."""
     try:
-        configuration = _create_configuration(_create_auth_spec(module))
-    except Exception as error:  # ConfigException, a missing or unreadable kubeconfig, a bad context
+        return api_from_options(auth, timeout)
+    except (KubeConfigError, ImportError) as error:
         raise PodProxyError(f"could not configure the Kubernetes client: {error}") from error
-    client = kubernetes.client.ApiClient(configuration)
-    for header, value in _create_headers(module).items():
-        _set_header(client, header, value)
-    return client
 
 
-def proxy_get(client, target: ProxyTarget, query: dict[str, Any] | None, timeout: float) -> ProxyResponse:
+def proxy_get(client: KubeApi, target: ProxyTarget, query: dict[str, Any] | None) -> ProxyResponse:
     """One GET through the pod proxy; every status comes back as a response, only transport failures raise."""
-    method, url, header_params, _, _ = client.param_serialize(
-        method="GET",
-        resource_path=target.api_path(query),
-        header_params={"Accept": "application/json, text/plain, */*"},
-        auth_settings=["BearerToken"],
-    )
+    path = target.api_path(query)
     try:
-        response = client.call_api(method, url, header_params=header_params, _request_timeout=timeout)
-        raw = response.read()
-    except Exception as error:  # urllib3 and the client raise many types; all mean "no answer"
-        raise PodProxyError(f"GET {target.api_path(query)} failed: {error}") from error
-    body = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw or "")
-    content_type = response.getheader("Content-Type") or ""
-    return ProxyResponse(status=response.status, body=body, content_type=content_type)
+        status, content_type, raw = client.fetch(path, accept="application/json, text/plain, */*")
+    except (OSError, http.client.HTTPException) as error:  # refused, reset, TLS, timed out: no answer
+        raise PodProxyError(f"GET {path} failed: {error}") from error
+    return ProxyResponse(status=status, body=raw.decode("utf-8", errors="replace"), content_type=content_type)
 
 
 def failure_message(target: ProxyTarget, response: ProxyResponse, expected: list[int]) -> str:

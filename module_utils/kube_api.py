@@ -228,10 +228,16 @@ class KubeApi:
         return connection
 
     def _send(
-        self, connection: http.client.HTTPConnection, method: str, target: str, body: Any, content_type: str
+        self,
+        connection: http.client.HTTPConnection,
+        method: str,
+        target: str,
+        body: Any,
+        content_type: str,
+        accept: str = "application/json",
     ) -> http.client.HTTPResponse:
         payload = None if body is None else json.dumps(body).encode()
-        headers = {"Accept": "application/json", **self.endpoint.headers}
+        headers = {"Accept": accept, **self.endpoint.headers}
         if payload is not None:
             headers["Content-Type"] = content_type
         connection.request(method, target, body=payload, headers=headers)
@@ -253,22 +259,29 @@ class KubeApi:
         target = self._target(path, query)
         for attempt in range(self.read_retries if method == "GET" else 0):
             try:
-                return self._exchange(method, target, body, content_type)
+                return _decoded(*self._exchange(method, target, body, content_type))
             except KubeApiError as error:
                 if error.status not in TRANSIENT_STATUSES:
                     raise
             except (TimeoutError, ConnectionError, http.client.HTTPException):
                 pass
             time.sleep(2**attempt)
-        return self._exchange(method, target, body, content_type)
+        return _decoded(*self._exchange(method, target, body, content_type))
 
-    def _exchange(self, method: str, target: str, body: Any, content_type: str) -> Any:
+    def fetch(self, path: str, accept: str) -> tuple[int, str, bytes]:
+        """GET `path` (its query included) once: (status, Content-Type, body) whatever the status."""
+        response, data = self._exchange("GET", self._target(path, None), None, "", accept)
+        return response.status, response.getheader("Content-Type") or "", data
+
+    def _exchange(
+        self, method: str, target: str, body: Any, content_type: str, accept: str = "application/json"
+    ) -> tuple[http.client.HTTPResponse, bytes]:
         """One request on the kept-alive connection; a connection the server had dropped is reopened once."""
         for attempt in (1, 2):
             if self._connection is None:
                 self._connection = self._connect(self.timeout)
             try:
-                response = self._send(self._connection, method, target, body, content_type)
+                response = self._send(self._connection, method, target, body, content_type, accept)
                 data = response.read()
                 break
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
@@ -278,7 +291,7 @@ class KubeApi:
             except (TimeoutError, OSError, http.client.HTTPException):
                 self._drop_connection()  # half-read: the connection cannot carry another request
                 raise
-        return _decoded(response, data)
+        return response, data
 
     def _drop_connection(self) -> None:
         if self._connection is not None:
