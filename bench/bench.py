@@ -146,9 +146,9 @@ def playbook(name: str, inventory: Path, *extra: str) -> list[str]:
     return [ANSIBLE_PLAYBOOK, str(PLAYBOOKS / name), "-i", str(inventory), *extra]
 
 
-def scaled_inventory(tmp: Path, count: int) -> Path:
+def scaled_inventory(tmp: Path, count: int, reboot_seconds: float | None) -> Path:
     """A copy of the lab inventory with `count` nodes: 3 control-plane nodes, workers on Talos 1.13 and 1.14
-    in the lab's proportion (6 of its 11 workers reboot)."""
+    in the lab's proportion (6 of its 11 workers reboot); their reboots take `reboot_seconds` when given."""
     source = yaml.safe_load((LAB_INVENTORY / "hosts.yml").read_text())
     groups = source["all"]["children"]["talos_nodes"]["children"]
     control_plane = groups["talos_control_plane"]["hosts"]
@@ -168,6 +168,8 @@ def scaled_inventory(tmp: Path, count: int) -> Path:
     copy = tmp / f"inventory-{count}"
     shutil.copytree(LAB_INVENTORY, copy)
     (copy / "hosts.yml").write_text(yaml.safe_dump(source, sort_keys=False))
+    if reboot_seconds is not None:
+        rollout_bench.set_reboot_seconds(copy, reboot_seconds)
     return copy
 
 
@@ -197,6 +199,7 @@ class Rollout:
     batch: str
     run: Timing
     floor: float
+    batches: int = 0  # run one after the other; 0 when not counted
 
     @property
     def ratio(self) -> float:
@@ -252,8 +255,9 @@ def migration(tmp: Path) -> Migration:
         wait_until(lambda: _query_true(url, tenant, new_only), 300, "the legacy samples to leave Mimir's window")
         new_alone = pipeline_bench.measure(url, tenant, "1m")
     floor = rollout_bench.toolkit_floor(cfg, 1, 5)
+    serial = rollout_bench.critical_batches(cfg, 1, 5)
     return Migration(
-        Rollout(len(cfg.nodes), "canary, then 1 rebooting / 5 live", rollout, floor),
+        Rollout(len(cfg.nodes), "canary, then 1 rebooting / 5 live", rollout, floor, serial),
         rerun,
         validation,
         queries,
@@ -279,8 +283,8 @@ def naive(tmp: Path) -> Rollout:
     return Rollout(len(rebooting), "one at a time", run, len(rebooting) * cfg.reboot_seconds)
 
 
-def scale(tmp: Path, count: int) -> Rollout:
-    inventory = scaled_inventory(tmp, count)
+def scale(tmp: Path, count: int, reboot_seconds: float | None) -> Rollout:
+    inventory = scaled_inventory(tmp, count, reboot_seconds)
     cfg = lab_config.load(inventory)
     batch = math.ceil(count / 10)
     forks = max(batch, 10)
@@ -293,7 +297,9 @@ def scale(tmp: Path, count: int) -> Rollout:
         lab.seed_state()
         run = lab.timed(argv)
     floor = rollout_bench.toolkit_floor(cfg, batch, batch)
-    return Rollout(count, f"canary, then {batch} (10 %), forks {forks}", run, floor)
+    serial = rollout_bench.critical_batches(cfg, batch, batch)
+    label = f"canary, then {batch} (10 %), forks {forks}, lab reboot {cfg.reboot_seconds:g} s"
+    return Rollout(count, label, run, floor, serial)
 
 
 # --- the table ----------------------------------------------------------------------------------------------
@@ -303,6 +309,14 @@ def rollout_rows(table: Table, rollout: Rollout, ratio_target: float) -> None:
     limit, met = at_most(rollout.ratio, ratio_target)
     value = f"{rollout.run.wall:.1f} / {rollout.floor:.1f} s = {rollout.ratio:.2f}"
     table.add(Row("toolkit rollout: wall / floor", value, limit, met, rollout.run, {"ratio": round(rollout.ratio, 3)}))
+    if rollout.batches:
+        # What the toolkit adds to each batch whatever the reboot time: with it, the ratio at a reboot time R
+        # is about 1 + overhead / (R + pod readiness), which says from which reboot time a target holds.
+        overhead = (rollout.run.wall - rollout.floor) / rollout.batches
+        value = f"{overhead:.1f} s over {rollout.batches} batches in a row"
+        table.add(
+            Row("toolkit rollout: overhead per batch (wall - floor) / batches", value, data={"overhead": overhead})
+        )
     limit, met = at_most(rollout.api_per_node, TARGETS["api_per_node"])
     table.add(Row("toolkit rollout: API requests per node", f"{rollout.api_per_node:.1f}", limit, met))
     # On a machine whose cores the lab shares, the wall time cannot go below the controller's CPU seconds
@@ -387,6 +401,9 @@ def main() -> int:
     parser.add_argument("--sizes", default="50,200", help="node counts of the scale stage (default 50,200)")
     parser.add_argument("--skip", default="", help="stages to skip: migration, naive, scale (comma-separated)")
     parser.add_argument("--json", type=Path, help="also write the table as JSON to this file")
+    parser.add_argument(
+        "--reboot-seconds", type=float, help="the scale labs' reboot time (default: the lab inventory's, 4 s)"
+    )
     args = parser.parse_args()
     skip = {name for name in args.skip.split(",") if name}
     sizes = [int(size) for size in args.sizes.split(",") if size] if "scale" not in skip else []
@@ -402,7 +419,7 @@ def main() -> int:
             done = migration(tmp) if "migration" not in skip else None
             loop = naive(tmp) if "naive" not in skip else None
             for count in sizes:
-                scaled.append(scale(tmp, count))
+                scaled.append(scale(tmp, count, args.reboot_seconds))
         except RunFailed as exc:
             failed = exc
     table = Table()

@@ -271,6 +271,16 @@ def toolkit_floor(cfg: lab_config.LabConfig, rollout_batch: int, live_batch: int
     return reboot_batches * (cfg.reboot_seconds + cfg.pod_ready_seconds) + live_batches * cfg.pod_ready_seconds
 
 
+def critical_batches(cfg: lab_config.LabConfig, rollout_batch: int, live_batch: int) -> int:
+    """How many batches the rollout runs one after the other (the control-plane nodes one each)."""
+    workers = [n for n in cfg.nodes if n.role == "worker"]
+    reboot = sum(1 for n in workers if _reboots(n))
+    control_plane = len(cfg.nodes) - len(workers)
+    return (
+        len(batches(reboot, [1, rollout_batch])) + control_plane + len(batches(len(workers) - reboot, [1, live_batch]))
+    )
+
+
 def _reboots(node: lab_config.Node) -> bool:
     return tuple(int(p) for p in node.talos_version.lstrip("v").split(".")[:2]) < (1, 14)
 
@@ -282,11 +292,16 @@ def lab_inventory(tmp: Path, reboot_seconds: float | None) -> Path:
         return source
     copy = tmp / "inventory"
     shutil.copytree(source, copy)
-    settings = copy / "group_vars" / "all" / "lab.yml"
+    set_reboot_seconds(copy, reboot_seconds)
+    return copy
+
+
+def set_reboot_seconds(inventory: Path, reboot_seconds: float) -> None:
+    """Make the lab nodes of a copied inventory take `reboot_seconds` to reboot."""
+    settings = inventory / "group_vars" / "all" / "lab.yml"
     data = yaml.safe_load(settings.read_text())
     data["lab_reboot_seconds"] = reboot_seconds
     settings.write_text(yaml.safe_dump(data, sort_keys=False))
-    return copy
 
 
 def main() -> int:
@@ -338,6 +353,11 @@ def main() -> int:
             f"{run.requests / count:13.1f} {run.cpu:7.1f}"
         )
     print(f"overhead ratio: {rollout.wall / floor:.2f}")
+    serial = critical_batches(cfg, rollout_batch, live_batch)
+    overhead = (rollout.wall - floor) / serial
+    # The overhead per batch hardly depends on the reboot time, so it tells from which reboot time the
+    # ratio target holds: 1 + overhead / (reboot + pod readiness) <= target, rebooting batches dominating.
+    print(f"overhead per batch: {overhead:.1f} s ({serial} batches in a row)")
     print(
         f"no-change re-run: {rerun.wall:.1f} s, changed={changed_count(rerun.stdout)}, "
         f"API req/node {rerun.requests / len(nodes):.1f}, CPU {rerun.cpu:.1f} s"
@@ -347,6 +367,7 @@ def main() -> int:
         "wall": rollout.wall,
         "floor": floor,
         "ratio": rollout.wall / floor,
+        "overhead_per_batch": overhead,
         "cpu": rollout.cpu,
         "api_per_node": rollout.requests / len(nodes),
         "rerun_wall": rerun.wall,
