@@ -188,6 +188,7 @@ from ansible.module_utils.talos import (
     TalosctlResult,
     TalosNode,
     TalosVersion,
+    boot_id,
     check_metrics_address,
     concurrently,
     failure_message,
@@ -197,10 +198,10 @@ from ansible.module_utils.talos import (
     patch_files,
     patch_node,
     plan_metrics,
-    read_boot_id,
     read_config,
     read_version,
     residual_metrics_address,
+    retried,
     wait_for_health,
 )
 
@@ -302,9 +303,9 @@ def main() -> None:
     # The boot id a reboot must change is read with the configuration, before anything is applied.
     reads = [lambda: read_version(talos), lambda: read_config(talos)]
     if params["wait"] and not module.check_mode:
-        reads.append(lambda: read_boot_id(talos))
+        reads.append(lambda: boot_id(talos))
     try:
-        version, docs, *boot = concurrently(*reads)
+        version, docs, *boot = retried(lambda: concurrently(*reads))
     except TalosctlError as exc:
         module.fail_json(msg=failure_message(node, exc), node=node, rc=exc.rc, **stderr_fields(exc.stderr))
     except ValueError as exc:
@@ -328,10 +329,7 @@ def main() -> None:
     boot_before = None
     if plan.patches:
         if wait:
-            boot_before, problem = boot[0]
-            if problem:
-                module.fail_json(msg=f"node {node}: cannot read the boot ID to wait on: {problem}", **result)
-            result["boot_id_before"] = boot_before
+            boot_before = result["boot_id_before"] = boot[0]
         try:
             result.update(apply_plan(module, talos, plan, result))
         except TalosctlError as exc:

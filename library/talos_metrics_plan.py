@@ -143,6 +143,7 @@ from ansible.module_utils.talos import (
     read_etcd,
     read_many,
     read_version,
+    retried,
 )
 
 
@@ -153,7 +154,7 @@ class NodePlanError(Exception):
 def plan_node(talos: TalosNode, name: str, params: dict[str, Any], known: tuple | None = None) -> NodePlan:
     """The plan for one node; `known` is its (version, configuration) when already read with the others."""
     try:
-        version, docs = known or (read_version(talos), read_config(talos))
+        version, docs = known or retried(lambda: (read_version(talos), read_config(talos)))
         plan = plan_metrics(docs, version, params["state"], params["metrics_address"])
         node = NodePlan(
             name,

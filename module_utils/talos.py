@@ -114,6 +114,33 @@ class TalosNode:
         return run_talosctl(args, self.talosconfig, [self.node], self.timeout, self.binary)
 
 
+# What talosctl reports when a node's API could not be reached, or could not answer, for now (gRPC status codes).
+TRANSIENT_GRPC_CODES = ("code = Unavailable", "code = DeadlineExceeded", "code = ResourceExhausted")
+READ_ATTEMPTS = 3
+
+
+def is_transient(exc: TalosctlError) -> bool:
+    """Whether asking again later may succeed: the node's API was unreachable or busy, or did not answer in time."""
+    timed_out = exc.rc is None and exc.stderr.startswith("timed out after")
+    return timed_out or any(code in exc.stderr for code in TRANSIENT_GRPC_CODES)
+
+
+def retried(read: Callable[[], Any], sleep: Callable[[float], None] = time.sleep) -> Any:
+    """A read of a node that is up, asked again 1 s and then 2 s later when talosctl could not reach it for now.
+
+    For the reads before a change: a loaded network or apid must not stop a rollout whose next node is healthy.
+    Not for the waits after a change, where an unreachable node is expected and the wait reads again anyway.
+    """
+    for attempt in range(READ_ATTEMPTS - 1):
+        try:
+            return read()
+        except TalosctlError as exc:
+            if not is_transient(exc):
+                raise
+        sleep(2**attempt)
+    return read()
+
+
 def concurrently(*calls: Callable[[], Any]) -> list[Any]:
     """The results of independent reads run side by side (each a talosctl process); the first error is raised.
 
@@ -713,6 +740,14 @@ def read_many(
     if not set(addresses) <= set(versions) or not set(addresses) <= set(configs):
         return None
     return {address: (versions[address], configs[address]) for address in addresses}
+
+
+def boot_id(talos: TalosNode) -> str:
+    """The node's boot id; TalosctlError when it cannot be read, ValueError when talosctl printed none."""
+    found = talos.run("read", BOOT_ID_PATH).stdout.strip()
+    if not found:
+        raise ValueError(f"{BOOT_ID_PATH} read empty")
+    return found
 
 
 def read_boot_id(talos: TalosNode) -> tuple[str | None, str | None]:
