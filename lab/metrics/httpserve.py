@@ -69,6 +69,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
+    # Real exporters listen with a deep backlog (Go's net: the kernel's somaxconn); socketserver's
+    # default of 5 refuses connections as soon as a rollout batch's calls arrive together.
+    request_queue_size = 128
     daemon_threads = True
     allow_reuse_address = True
 

@@ -24,6 +24,9 @@ _MAX_BODY = 1 << 20
 class TalosApiServer(ThreadingHTTPServer):
     """Serves one TalosCluster over TLS; every client must present a certificate the CA signed."""
 
+    # Real apid listens with a deep backlog (Go's net: the kernel's somaxconn); socketserver's
+    # default of 5 refuses connections as soon as a rollout batch's calls arrive together.
+    request_queue_size = 128
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], cluster: TalosCluster, ssl_context: ssl.SSLContext) -> None:
