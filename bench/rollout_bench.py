@@ -105,9 +105,19 @@ class Lab:
         }
 
     def __enter__(self) -> Lab:
-        subprocess.run(
-            [sys.executable, "-m", "lab", "up"], env=self.env, cwd=ROOT, check=True, capture_output=True, timeout=180
+        up = subprocess.run(
+            [sys.executable, "-m", "lab", "up"],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
         )
+        if up.returncode != 0:
+            log = self.run_dir / "lab.log"
+            tail = log.read_text()[-3000:] if log.exists() else "(no lab.log)"
+            sys.exit(f"the lab did not start (exit {up.returncode}):\n{up.stdout[-1000:]}{up.stderr[-1000:]}\n{tail}")
         return self
 
     def seed_state(self) -> None:
