@@ -1,6 +1,6 @@
 """`make bench`: how long a migration takes beyond the lab's unavoidable waits, how far it scales, in one table.
 
-    .venv/bin/python bench/bench.py [--sizes 50,200] [--skip migration,naive,scale] [--json FILE]
+    .venv/bin/python bench/bench.py [--sizes 50,200] [--reboot-seconds S] [--skip migration,naive,scale] [--json FILE]
 
 Every figure comes from this run, each stage in a fresh lab (one lab at a time: the lab binds fixed
 loopback addresses and ports):
@@ -17,7 +17,8 @@ loopback addresses and ports):
              again, node after node, on the nodes whose change reboots them (bench/rollout_bench.py).
   scale      for each --sizes N: a generated copy of the lab inventory with N nodes (3 control-plane;
              workers split between Talos 1.13 and 1.14 as in the lab), the rolling phase with batches of
-             10 % of N (-e rollout_batch / rollout_live_batch, and --forks at least the batch). The
+             10 % of N (-e rollout_batch / rollout_live_batch, and --forks at least the batch), the
+             lab's reboot time from --reboot-seconds when given. The
              migration state is seeded (preflight and baseline recorded as done) and the lab's legacy
              scrapes slowed to every 5 minutes: the rollout reads no metrics, and the lab's own CPU
              would otherwise grow with N and eat the controller's share of the machine.
@@ -31,6 +32,8 @@ steady figure, and a MISS under a high load average says more about the machine 
                nodes that reboot, the lab's reboot time plus a pod's readiness time (the probe pod),
                and per batch that applies live, a pod's readiness time (bench/rollout_bench.py).
   ratio        wall / floor. The naive loop's ratio is against its own floor (its reboots only).
+  overhead per batch  (wall - floor) / the batches run one after the other: nearly independent of the
+               reboot time, so 1 + overhead / (reboot + pod readiness) is the ratio at any reboot time.
   API req/node Kubernetes API requests in the lab API server's request log during the run, per node.
   memory peak  the largest sum, sampled every 0.2 s, of the proportional set size (PSS: shared pages
                split between the processes sharing them) of ansible-playbook and every process under it.
