@@ -272,22 +272,23 @@ def batches(count: int, sizes: list[int]) -> list[int]:
 def toolkit_floor(cfg: lab_config.LabConfig, rollout_batch: int, live_batch: int) -> float:
     """The lab's waits along the playbook's critical path: per batch, a reboot when its nodes reboot, and the
     probe pods (one per node, in parallel within a batch) turning Ready."""
-    workers = [n for n in cfg.nodes if n.role == "worker"]
-    reboot = sum(1 for n in workers if _reboots(n))
-    live = len(workers) - reboot
-    control_plane = len(cfg.nodes) - len(workers)
-    reboot_batches = len(batches(reboot, [1, rollout_batch])) + control_plane
-    live_batches = len(batches(live, [1, live_batch]))
-    return reboot_batches * (cfg.reboot_seconds + cfg.pod_ready_seconds) + live_batches * cfg.pod_ready_seconds
+    rebooting, live = batch_counts(cfg, rollout_batch, live_batch)
+    return rebooting * (cfg.reboot_seconds + cfg.pod_ready_seconds) + live * cfg.pod_ready_seconds
 
 
 def critical_batches(cfg: lab_config.LabConfig, rollout_batch: int, live_batch: int) -> int:
     """How many batches the rollout runs one after the other (the control-plane nodes one each)."""
+    return sum(batch_counts(cfg, rollout_batch, live_batch))
+
+
+def batch_counts(cfg: lab_config.LabConfig, rollout_batch: int, live_batch: int) -> tuple[int, int]:
+    """(batches whose nodes reboot, control-plane nodes included one each; batches that apply live)."""
     workers = [n for n in cfg.nodes if n.role == "worker"]
     reboot = sum(1 for n in workers if _reboots(n))
     control_plane = len(cfg.nodes) - len(workers)
     return (
-        len(batches(reboot, [1, rollout_batch])) + control_plane + len(batches(len(workers) - reboot, [1, live_batch]))
+        len(batches(reboot, [1, rollout_batch])) + control_plane,
+        len(batches(len(workers) - reboot, [1, live_batch])),
     )
 
 

@@ -24,7 +24,8 @@ description:
   - Never stores a credential; details (and I(run_id)) whose keys name one (password, token, secret, api key...) or whose values
     look like one (PEM private key, Authorization header value, JSON web token, URL with a password) are refused.
   - Writes carry the resourceVersion they were computed from; on a conflict (HTTP 409) the module re-reads the
-    ConfigMap and applies the action again. Connection failures, HTTP 429 and 5xx are retried with backoff.
+    ConfigMap and applies the action again. Connection failures, HTTP 429, 500, 502, 503 and 504 are retried
+    with backoff.
   - In check mode nothing is written; the result says what would be (and the diff with C(--diff)). Since a
     C(begin) in check mode writes nothing either, C(progress), C(succeed) and C(fail) then act as if it had.
 options:
@@ -81,7 +82,9 @@ options:
     type: float
     default: 30
   retries:
-    description: Attempts after the first on a connection failure, HTTP 429 or 5xx (waiting 1, 2, 4... seconds).
+    description:
+      - Attempts after the first on a connection failure, HTTP 429, 500, 502, 503 or 504 (waiting 1, 2, 4...
+        seconds).
     type: int
     default: 3
   conflict_retries:

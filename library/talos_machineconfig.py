@@ -188,9 +188,9 @@ from ansible.module_utils.talos import (
     TalosctlResult,
     TalosNode,
     TalosVersion,
-    boot_id,
     check_metrics_address,
     concurrently,
+    current_boot_id,
     failure_message,
     is_control_plane,
     observe_health,
@@ -303,7 +303,7 @@ def main() -> None:
     # The boot id a reboot must change is read with the configuration, before anything is applied.
     reads = [lambda: read_version(talos), lambda: read_config(talos)]
     if params["wait"] and not module.check_mode:
-        reads.append(lambda: boot_id(talos))
+        reads.append(lambda: current_boot_id(talos))
     try:
         version, docs, *boot = retried(lambda: concurrently(*reads))
     except TalosctlError as exc:

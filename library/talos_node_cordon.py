@@ -180,7 +180,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.kube_api import TRANSIENT_STATUSES, KubeApi, KubeApiError, KubeConfigError
+from ansible.module_utils.kube_api import KubeApi, KubeApiError, KubeConfigError, is_transient
 
 MERGE_PATCH = "application/merge-patch+json"
 CONFLICT_RETRIES = 5
@@ -318,11 +318,9 @@ class Cluster:
         try:
             yield from self.api.watch(collection, query, seconds, timeout)
             return
-        except KubeApiError as error:
-            if error.status not in TRANSIENT_STATUSES:
+        except (KubeApiError, OSError, http.client.HTTPException) as error:
+            if not is_transient(error):
                 raise
-        except (TimeoutError, ConnectionError, http.client.HTTPException):
-            pass
         time.sleep(max(0.0, started + seconds - time.monotonic()))
 
     def watch_until(self, read: Any, collection: str, done: Any, deadline: float) -> tuple[Any, dict]:

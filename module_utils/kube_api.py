@@ -260,11 +260,9 @@ class KubeApi:
         for attempt in range(self.read_retries if method == "GET" else 0):
             try:
                 return _decoded(*self._exchange(method, target, body, content_type))
-            except KubeApiError as error:
-                if error.status not in TRANSIENT_STATUSES:
+            except (KubeApiError, OSError, http.client.HTTPException) as error:
+                if not is_transient(error):
                     raise
-            except (TimeoutError, ConnectionError, http.client.HTTPException):
-                pass
             time.sleep(2**attempt)
         return _decoded(*self._exchange(method, target, body, content_type))
 
@@ -338,6 +336,16 @@ def _decoded(response: http.client.HTTPResponse, data: bytes) -> Any:
     if not 200 <= response.status <= 299:
         raise KubeApiError(response.status, response.reason, decoded)
     return decoded
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether asking again later may succeed: a "come back later" answer (TRANSIENT_STATUSES), or no answer
+    at all (refused, reset, dropped, timed out). A certificate the client rejects is not transient."""
+    if isinstance(error, KubeApiError):
+        return error.status in TRANSIENT_STATUSES
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return False
+    return isinstance(error, (OSError, http.client.HTTPException))
 
 
 # Connection options as kubernetes.core names them, with its K8S_AUTH_* environment fallbacks.

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ansible.module_utils.kube_api import KubeApiError
+from ansible.module_utils.kube_api import KubeApiError, is_transient
 
 PHASES = (
     "preflight",
@@ -480,16 +480,15 @@ class StateStore:
             raise
 
     def _call(self, request: Callable[[], Any]) -> Any:
-        """Run one API request, retrying connection failures, 429 and 5xx with backoff."""
+        """Run one API request, retrying what kube_api.is_transient says may succeed later, with backoff."""
         for attempt in range(self.settings.retries + 1):
             try:
                 return request()
             except KubeApiError as error:
-                transient = error.status == 429 or error.status >= 500
-                if not transient or attempt == self.settings.retries:
+                if not is_transient(error) or attempt == self.settings.retries:
                     raise StateError(api_error_message(error, self.settings)) from error
             except (OSError, http.client.HTTPException) as error:
-                if attempt == self.settings.retries:
+                if not is_transient(error) or attempt == self.settings.retries:
                     raise StateError(
                         f"cannot reach the Kubernetes API for {self.settings.namespace}/{self.settings.name}: "
                         f"{error or type(error).__name__}"

@@ -742,7 +742,7 @@ def read_many(
     return {address: (versions[address], configs[address]) for address in addresses}
 
 
-def boot_id(talos: TalosNode) -> str:
+def current_boot_id(talos: TalosNode) -> str:
     """The node's boot id; TalosctlError when it cannot be read, ValueError when talosctl printed none."""
     found = talos.run("read", BOOT_ID_PATH).stdout.strip()
     if not found:
@@ -753,9 +753,11 @@ def boot_id(talos: TalosNode) -> str:
 def read_boot_id(talos: TalosNode) -> tuple[str | None, str | None]:
     """(boot id, None) or (None, why it could not be read)."""
     try:
-        return talos.run("read", BOOT_ID_PATH).stdout.strip() or None, None
+        return current_boot_id(talos), None
     except TalosctlError as exc:
         return None, f"{exc.command}: {first_line(exc)}"
+    except ValueError as exc:
+        return None, str(exc)
 
 
 def first_line(exc: TalosctlError) -> str:

@@ -4,10 +4,11 @@ fresh read, so a node that came back is still seen."""
 
 from __future__ import annotations
 
+import ssl
 import time
 
 import pytest
-from ansible.module_utils.kube_api import KubeApi, KubeApiError
+from ansible.module_utils.kube_api import KubeApi, KubeApiError, is_transient
 from talos_node_cordon import Cluster, wait_ready
 
 from tests.modules.scripted_api import scripted_api
@@ -83,3 +84,20 @@ def test_a_watch_the_api_forbids_still_stops_the_wait(tmp_path, pauses):
     with scripted_api(tmp_path, script) as (_, kubeconfig), pytest.raises(KubeApiError) as raised:
         wait_ready(Cluster(kubeconfig, None, 1), "worker-1", None, time.monotonic() + 60)
     assert raised.value.status == 403
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (KubeApiError(503, "Service Unavailable", None), True),
+        (KubeApiError(429, "Too Many Requests", None), True),
+        (KubeApiError(501, "Not Implemented", None), False),
+        (KubeApiError(409, "Conflict", None), False),
+        (TimeoutError("timed out"), True),
+        (ConnectionRefusedError(111, "refused"), True),
+        (ssl.SSLCertVerificationError("certificate verify failed"), False),
+    ],
+    ids=["503", "429", "501", "409", "timeout", "refused", "bad certificate"],
+)
+def test_what_counts_as_transient(error, transient):
+    assert is_transient(error) is transient
