@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ from lab.metrics.config import MetricsConfig
 from lab.runtime import STAGES, STATE_FILE, serve
 
 START_TIMEOUT = 90.0
+STOP_GRACE = 30.0
 
 
 def _state(run_dir: Path) -> dict | None:
@@ -102,6 +104,7 @@ def cmd_up(cfg: lab_config.LabConfig) -> int:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            _stop_session(process)
             print(f"lab failed to start (exit {process.returncode}); see {cfg.run_dir / 'lab.log'}", file=sys.stderr)
             return 1
         state = _state(cfg.run_dir)
@@ -109,9 +112,23 @@ def cmd_up(cfg: lab_config.LabConfig) -> int:
             print(f"lab up in {START_TIMEOUT - (deadline - time.monotonic()):.1f}s (pid {state['pid']})")
             return cmd_status(cfg)
         time.sleep(0.2)
-    process.terminate()
+    _stop_session(process)
     print(f"lab did not become ready within {START_TIMEOUT:.0f}s; see {cfg.run_dir / 'lab.log'}", file=sys.stderr)
     return 1
+
+
+def _stop_session(process: subprocess.Popen) -> None:
+    """Stop a lab that did not come up, and whatever it started (Prometheus agents, collectors).
+
+    The lab stops its own components on SIGTERM; what is still alive in its session after STOP_GRACE
+    (the lab died before it could, or hangs) is killed, so no orphan keeps the lab's ports."""
+    if process.poll() is None:
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=STOP_GRACE)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def cmd_down(cfg: lab_config.LabConfig) -> int:
@@ -128,7 +145,9 @@ def cmd_down(cfg: lab_config.LabConfig) -> int:
             print(f"lab stopped (pid {state['pid']})")
             return 0
         time.sleep(0.1)
-    os.kill(state["pid"], signal.SIGKILL)
+    # The lab leads its own session (cmd_up): the kill takes its Prometheus agents and collectors with it.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(state["pid"], signal.SIGKILL)
     print(f"lab killed after 30s (pid {state['pid']})")
     return 0
 

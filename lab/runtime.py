@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -76,9 +77,17 @@ class Lab:
         self._service_account_tokens: dict[tuple[str, str], str] = {}
         self._token_accounts: dict[str, rbac.ServiceAccount] = {}
         self.started = time.time()
+        self._started = contextlib.ExitStack()
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
+        """Start every component; one that fails to start stops those started before it (no orphaned agents)."""
+        with contextlib.ExitStack() as started:
+            started.callback(self.store.close)
+            self._start_components(started)
+            self._started = started.pop_all()
+
+    def _start_components(self, started: contextlib.ExitStack) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # The cluster is seeded afresh, so its metrics store and agents start empty too: series an earlier
         # lab of this run directory wrote would still look fresh to the next one's checks for minutes.
@@ -91,16 +100,20 @@ class Lab:
         self.server = ApiServer(
             ("127.0.0.1", self.config.api_port), self.api, {self.admin_token, self.scrape_token}, context
         )
+        started.callback(self.server.server_close)
         self.server.requests.path = str(self.run_dir / "api-requests.jsonl")
         self.server.proxy = Proxy(self.store.get, self._pod_network_address, self.scrape_token)
         threading.Thread(target=self.server.serve_forever, name="apiserver", daemon=True).start()
+        started.callback(self.server.shutdown)
         self.nodes.register()
         Seeder(self.api, self.config).run()
         self.controllers.start()
-        self._start_talos()
+        started.callback(self.controllers.stop)
+        self._start_talos(started)
         if self.config.stage == "containerd":
             self._containerd_metrics_stage()
         self.metrics.start()
+        started.callback(self.metrics.stop)
         self.collectors = CollectorsRuntime(
             self.store,
             self.network,
@@ -113,16 +126,21 @@ class Lab:
         self.controllers.readiness_gates.append(self.collectors.may_be_ready)
         self.collectors.on_readiness_change = self.controllers.wake
         self.collectors.start()
+        started.callback(self.collectors.stop)
         self.control = _ControlServer(self)
+        started.callback(self.control.server_close)
         threading.Thread(target=self.control.serve_forever, name="control", daemon=True).start()
+        started.callback(self.control.shutdown)
         self._write_client_files()
 
-    def _start_talos(self) -> None:
+    def _start_talos(self, started: contextlib.ExitStack) -> None:
+        started.callback(self.talos.close)
         apid = self.pki.issue("apid", ["127.0.0.1", *(n.address for n in self.config.nodes)])
         admin = self.pki.issue("talos-admin", client=True, org="os:admin")
         ca_pem = self.pki.ca_cert.read_bytes()
         context = server_ssl_context(ca_pem, apid.cert.read_bytes(), apid.key.read_bytes())
         self.apid = serve_talos_api(self.talos, "127.0.0.1", self.config.apid_port, context)
+        started.callback(self.apid.shutdown)
         first = self.config.control_plane[0] if self.config.control_plane else self.config.nodes[0]
         write_talosconfig(
             self.run_dir / "talosconfig",
@@ -166,13 +184,14 @@ class Lab:
             return None
         return f"Forbidden (user={account.user}, verb=get, resource=nodes, subresource={subresource})"
 
-    def wait_settled(self, timeout: float = 60.0) -> bool:
-        """True once every seeded workload reports all its pods ready."""
+    def wait_settled(self, stopping: threading.Event, timeout: float = 60.0) -> bool:
+        """True once every seeded workload reports all its pods ready; False after `timeout` or once `stopping`."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.workloads_ready():
                 return True
-            time.sleep(0.2)
+            if stopping.wait(0.2):
+                return False
         return False
 
     def workloads_ready(self) -> bool:
@@ -190,18 +209,8 @@ class Lab:
         )
 
     def stop(self) -> None:
-        if self.collectors is not None:
-            self.collectors.stop()
-        self.metrics.stop()
-        self.talos.close()
-        if self.apid is not None:
-            self.apid.shutdown()
-        self.controllers.stop()
-        for server in (self.server, self.control):
-            if server is not None:
-                server.shutdown()
-                server.server_close()
-        self.store.close()
+        """Stop what start() started, in reverse order."""
+        self._started.close()
 
     # -- files for clients ----------------------------------------------------------------------
     @property
@@ -422,11 +431,14 @@ def serve(config: LabConfig) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     lab.start()
-    lab.wait_settled()
     state_path = config.run_dir / STATE_FILE
-    state = json.loads(state_path.read_text())
-    state["ready"] = True
-    _write_secret(state_path, json.dumps(state, indent=2))
-    stop.wait()
-    lab.stop()
-    state_path.unlink(missing_ok=True)
+    try:
+        lab.wait_settled(stop)
+        if not stop.is_set():
+            state = json.loads(state_path.read_text())
+            state["ready"] = True
+            _write_secret(state_path, json.dumps(state, indent=2))
+            stop.wait()
+    finally:
+        lab.stop()
+        state_path.unlink(missing_ok=True)
