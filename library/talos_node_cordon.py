@@ -91,6 +91,10 @@ options:
       - Seconds allowed for each Kubernetes API request. A read that times out, loses its connection or is
         answered 429 or 5xx is asked twice more (1 s, then 2 s later) before the module fails; a watch that
         fails the same way is replaced by a fresh read, as informers relist.
+      - Writes are asked again the same way only where that is safe. Evictions and deletions do no harm twice.
+        The Node's cordon mark is written with its resourceVersion, so a write whose answer was lost is read
+        back before it is sent again. The probe Job is created under a generated name, so a lost creation is
+        looked for by the node's probe label before another is created.
     type: int
     default: 30
 requirements:
@@ -172,6 +176,7 @@ kept:
   elements: str
 """
 
+import contextlib
 import hashlib
 import http.client
 import time
@@ -350,18 +355,27 @@ class Cluster:
 
 def update_node(cluster: Cluster, name: str, change: Any) -> tuple[dict[str, Any], bool]:
     """Read the node, let `change(node)` return a merge patch (None: nothing to do), write it with the node's
-    resourceVersion; retried on a conflict. (node after, whether it was written)."""
-    for _ in range(CONFLICT_RETRIES):
+    resourceVersion; retried on a conflict. (node after, whether it was written).
+
+    A write that got no answer or a transient one is retried the same way: the resourceVersion makes the
+    write conditional, so if the lost write was applied, the next read shows it done (or the write meets a
+    409), and it is never applied twice over someone else's change."""
+    lost_write = False
+    for attempt in range(CONFLICT_RETRIES):
         node = cluster.node(name)
         patch = change(node)
         if patch is None:
-            return node, False
+            return node, lost_write  # a lost write that shows as done was most likely ours
         patch.setdefault("metadata", {})["resourceVersion"] = node["metadata"]["resourceVersion"]
         try:
             return cluster.patch_node(name, patch), True
-        except KubeApiError as exc:
-            if exc.status != 409:
+        except (KubeApiError, OSError, http.client.HTTPException) as exc:
+            if isinstance(exc, KubeApiError) and exc.status == 409:
+                continue
+            if not is_transient(exc) or attempt == CONFLICT_RETRIES - 1:
                 raise
+            lost_write = True
+            time.sleep(2**attempt)
     raise CordonError(f"node {name} kept changing under us: {CONFLICT_RETRIES} conflicting writes in a row")
 
 
@@ -439,7 +453,9 @@ def evict(cluster: Cluster, pod: dict[str, Any]) -> str | None:
         "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
     }
     try:
-        cluster.json("POST", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/eviction", body=body)
+        # An eviction asked twice (its first answer lost) finds the pod evicted, going or gone: 200 or 404.
+        path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/eviction"
+        cluster.json("POST", path, body=body, idempotent=True)
     except KubeApiError as exc:
         if exc.status == 404:
             return None
@@ -513,20 +529,42 @@ def wait_ready(cluster: Cluster, name: str, boot_id: str | None, deadline: float
     return node
 
 
+def create_probe_job(cluster: Cluster, jobs: str, body: dict[str, Any], selector: str) -> dict[str, Any]:
+    """POST the probe Job. A POST that got no answer (or a transient one) may still have created it, under a
+    name only the lost answer knew (generateName): the node's probe leftovers were deleted just before, so a
+    live Job with the node's probe label is that one and is taken; with none, the POST is sent again."""
+    attempt = 0
+    while True:
+        try:
+            return cluster.json("POST", jobs, body=body)
+        except (KubeApiError, OSError, http.client.HTTPException) as error:
+            if not is_transient(error) or attempt == READ_RETRIES:
+                raise
+        time.sleep(2**attempt)
+        attempt += 1
+        listed = cluster.json("GET", jobs, query=[("labelSelector", selector)])["items"]
+        created = [job for job in listed if not job["metadata"].get("deletionTimestamp")]
+        if created:
+            return created[0]
+
+
 def run_probe(cluster: Cluster, name: str, params: dict[str, Any]) -> dict[str, Any]:
     namespace = params["probe_namespace"]
     jobs = f"/apis/batch/v1/namespaces/{namespace}/jobs"
     started = time.monotonic()
-    leftovers = [("labelSelector", f"{PROBE_NODE_LABEL}={node_key(name)}"), ("propagationPolicy", "Background")]
-    cluster.json("DELETE", jobs, query=leftovers)
+    selector = f"{PROBE_NODE_LABEL}={node_key(name)}"
+    cluster.json(
+        "DELETE", jobs, query=[("labelSelector", selector), ("propagationPolicy", "Background")], idempotent=True
+    )
     body = probe_job(name, params["probe_url"], namespace, params["probe_image"], params["probe_timeout"])
-    job = cluster.json("POST", jobs, body=body)
+    job = create_probe_job(cluster, jobs, body, selector)
     job_name = job["metadata"]["name"]
     try:
         deadline = started + params["probe_timeout"] + cluster.timeout
         verdict, _ = cluster.watch_until(lambda: cluster.json("GET", f"{jobs}/{job_name}"), jobs, job_verdict, deadline)
     finally:
-        cluster.json("DELETE", f"{jobs}/{job_name}", query=[("propagationPolicy", "Background")])
+        with contextlib.suppress(KubeApiError):  # 404: a repeated DELETE whose first answer was lost
+            cluster.json("DELETE", f"{jobs}/{job_name}", query=[("propagationPolicy", "Background")], idempotent=True)
     kind, reason = verdict or ("Unfinished", f"no verdict within {params['probe_timeout']} s")
     result = {"job": job_name, "verdict": kind, "reason": reason, "seconds": round(time.monotonic() - started, 2)}
     if kind != "Complete":

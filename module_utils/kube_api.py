@@ -192,8 +192,9 @@ class KubeApi:
         """From a kubeconfig (and context), or from an `endpoint` resolved by the caller.
 
         `read_retries`: how many times a GET that timed out, lost its connection or met a transient answer
-        (TRANSIENT_STATUSES) is asked again, 1 s, 2 s, 4 s... apart. Only reads: a write that timed out may
-        have been applied, and only its caller knows whether repeating it is safe.
+        (TRANSIENT_STATUSES) is asked again, 1 s, 2 s, 4 s... apart. Reads only, unless a request says
+        `idempotent`: a write that timed out may have been applied, and only its caller knows whether
+        repeating it is safe.
         """
         self.timeout = timeout
         self.read_retries = read_retries
@@ -254,10 +255,12 @@ class KubeApi:
         query: list[tuple[str, Any]] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        idempotent: bool = False,
     ) -> Any:
-        """The decoded JSON answer; KubeApiError outside 2xx. Reads are retried as `read_retries` says."""
+        """The decoded JSON answer; KubeApiError outside 2xx. Reads are retried as `read_retries` says, and so
+        are writes the caller declares `idempotent` (a DELETE, an eviction: asking twice does no harm)."""
         target = self._target(path, query)
-        for attempt in range(self.read_retries if method == "GET" else 0):
+        for attempt in range(self.read_retries if method == "GET" or idempotent else 0):
             try:
                 return _decoded(*self._exchange(method, target, body, content_type))
             except (KubeApiError, OSError, http.client.HTTPException) as error:

@@ -21,12 +21,14 @@ class ScriptedApi:
     def __init__(self, script: list[Step]) -> None:
         self.script = list(script)
         self.requests: list[str] = []
+        self.methods: list[str] = []
         self.released = threading.Event()
         self._lock = threading.Lock()
 
-    def next_step(self, path: str) -> Step:
+    def next_step(self, method: str, path: str) -> Step:
         with self._lock:
             self.requests.append(path)
+            self.methods.append(method)
             if not self.script:
                 raise AssertionError(f"request beyond the script: {path}")
             return self.script.pop(0)
@@ -45,7 +47,8 @@ def _handler(api: ScriptedApi) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def do_GET(self) -> None:
-            step = api.next_step(self.path)
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            step = api.next_step(self.command, self.path)
             if step == "hang":
                 api.released.wait()
                 return
@@ -59,6 +62,12 @@ def _handler(api: ScriptedApi) -> type[BaseHTTPRequestHandler]:
                 self._send(200, b"".join(json.dumps(event).encode() + b"\n" for event in value))
 
         def do_PATCH(self) -> None:
+            self.do_GET()
+
+        def do_POST(self) -> None:
+            self.do_GET()
+
+        def do_DELETE(self) -> None:
             self.do_GET()
 
     return Handler
