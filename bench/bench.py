@@ -34,7 +34,12 @@ steady figure, and a MISS under a high load average says more about the machine 
   ratio        wall / floor. The naive loop's ratio is against its own floor (its reboots only).
   overhead per batch  (wall - floor) / the batches run one after the other: nearly independent of the
                reboot time, so 1 + overhead / (reboot + pod readiness) is the ratio at any reboot time.
-  API req/node Kubernetes API requests in the lab API server's request log during the run, per node.
+  API req/node Kubernetes API requests in the lab API server's request log during the run, per node; the
+               top six kinds (verb and resource) next to it say which calls grow with what.
+  CPU busy     (the controller's CPU seconds + the lab process's) / (wall x cores): near 100 %, the run
+               waited for this machine's cores rather than for the lab's reboots. The benchmarked runs
+               are started with `nice -n 10` so that the lab, which stands in for machines of their own,
+               answers first.
   memory peak  the largest sum, sampled every 0.2 s, of the proportional set size (PSS: shared pages
                split between the processes sharing them) of ansible-playbook and every process under it.
   growth       the figure at the largest N over the figure at 14 nodes; for wall time, against the
@@ -329,6 +334,12 @@ def rollout_rows(table: Table, rollout: Rollout, ratio_target: float) -> None:
     table.add(
         Row("toolkit rollout: controller CPU per node", value, data={"cpu_per_node": rollout.run.cpu / rollout.nodes})
     )
+    # Near 100 %, the run waited for the machine's cores, not for the lab's reboots: a figure of this machine.
+    busy = (rollout.run.cpu + rollout.run.lab_cpu) / (rollout.run.wall * cores)
+    value = f"{busy:.0%} (controller {rollout.run.cpu:.0f} s + lab {rollout.run.lab_cpu:.0f} s over {cores} cores)"
+    table.add(Row("toolkit rollout: CPU busy (controller + lab) / (wall x cores)", value, data={"busy": busy}))
+    mix = ", ".join(f"{kind} {count / rollout.nodes:.1f}" for kind, count in rollout.run.request_mix.most_common(6))
+    table.add(Row("toolkit rollout: API requests per node, by kind (top 6)", mix))
     table.add(Row("toolkit rollout: controller memory peak", _mib(rollout.run.memory_peak)))
 
 
