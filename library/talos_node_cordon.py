@@ -191,6 +191,8 @@ MERGE_PATCH = "application/merge-patch+json"
 CONFLICT_RETRIES = 5
 # A node that reboots under a loaded control plane: one slow or refused read must not stop the rollout.
 READ_RETRIES = 2
+WATCH_FIRST_WINDOW = 5.0
+WATCH_LONGEST_WINDOW = 30.0
 PROBE_LABELS = {
     "app.kubernetes.io/name": "containerd-metrics-probe",
     "app.kubernetes.io/instance": "alloy-migration",
@@ -331,17 +333,15 @@ class Cluster:
     def watch_until(self, read: Any, collection: str, done: Any, deadline: float) -> tuple[Any, dict]:
         """Read one object, then watch it until `done(obj)` returns something.
 
-        (what `done` returned or None at the deadline, the object last seen). Each watch window is followed
-        by a fresh read, as informers relist: the windows grow from 1 s to 30 s, so that a missed or expired
-        watch (410 Gone, an ERROR event) costs little while a long wait makes few requests.
+        (what `done` returned or None at the deadline, the object last seen). Each watch window
+        (watch_windows) is followed by a fresh read, as informers relist.
         """
-        window = 1.0
+        windows = watch_windows(deadline)
         while True:
             obj = read()
             found = done(obj)
-            if found is not None or (remaining := deadline - time.monotonic()) <= 0:
+            if found is not None or (seconds := next(windows, None)) is None:
                 return found, obj
-            seconds = max(1, int(min(remaining, window)))
             selector, version = f"metadata.name={obj['metadata']['name']}", obj["metadata"]["resourceVersion"]
             for event in self.events(collection, selector, version, seconds, seconds + self.timeout):
                 if event.get("type") not in ("ADDED", "MODIFIED"):
@@ -350,7 +350,17 @@ class Cluster:
                 found = done(obj)
                 if found is not None:
                     return found, obj
-            window = min(window * 2, 30.0)
+
+
+def watch_windows(deadline: float) -> Iterator[int]:
+    """Seconds of each watch until the deadline: 5, 10, 20, then 30 s. Events end a wait as they come, so a
+    window's length only says how often the object is read again in case a watch missed one (informers
+    relist the same way): a long wait (a reboot, a busy cluster) makes few requests, and a missed event
+    costs at most a window."""
+    window = WATCH_FIRST_WINDOW
+    while (remaining := deadline - time.monotonic()) > 0:
+        yield max(1, int(min(remaining, window)))
+        window = min(window * 2, WATCH_LONGEST_WINDOW)
 
 
 def update_node(cluster: Cluster, name: str, change: Any) -> tuple[dict[str, Any], bool]:
@@ -499,22 +509,23 @@ def drain(cluster: Cluster, name: str, params: dict[str, Any], check_mode: bool)
 
 
 def wait_gone(cluster: Cluster, name: str, uids: set[str], deadline: float) -> list[str]:
-    """List the node's pods, watch them until one of `uids` goes, list again...: the pods still there at the deadline."""
-    window = 1.0
+    """List the node's pods, watch them until every one of `uids` is gone (listing again after each watch
+    window): the pods still there at the deadline."""
     selector = f"spec.nodeName={name}"
+    windows = watch_windows(deadline)
     while True:
         listing = pods_on(cluster, name)
         left = {pod["metadata"]["uid"]: pod_key(pod) for pod in listing["items"] if pod["metadata"]["uid"] in uids}
-        if not left or (remaining := deadline - time.monotonic()) <= 0:
+        if not left or (seconds := next(windows, None)) is None:
             return list(left.values())
-        seconds = max(1, int(min(remaining, window)))
         version = listing["metadata"]["resourceVersion"]
         for event in cluster.events("/api/v1/pods", selector, version, seconds, seconds + cluster.timeout):
-            if event.get("type") == "DELETED" and event["object"]["metadata"].get("uid") in left:
-                break  # one is gone: list again
-            if event.get("type") == "ERROR":
-                break
-        window = min(window * 2, 30.0)
+            if event.get("type") == "DELETED":
+                left.pop(event["object"]["metadata"].get("uid"), None)
+                if not left:
+                    return []
+            elif event.get("type") == "ERROR":
+                break  # expired version: list again
 
 
 def wait_ready(cluster: Cluster, name: str, boot_id: str | None, deadline: float) -> dict[str, Any]:

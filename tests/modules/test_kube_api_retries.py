@@ -4,12 +4,13 @@ fresh read, so a node that came back is still seen."""
 
 from __future__ import annotations
 
+import itertools
 import ssl
 import time
 
 import pytest
 from ansible.module_utils.kube_api import KubeApi, KubeApiError, is_transient
-from talos_node_cordon import Cluster, wait_ready
+from talos_node_cordon import Cluster, wait_gone, wait_ready, watch_windows
 
 from tests.modules.scripted_api import scripted_api
 
@@ -67,8 +68,8 @@ def test_a_node_that_came_back_is_seen_after_a_failed_watch(tmp_path, pauses, fa
         "/api/v1/nodes",
         "/api/v1/nodes/worker-1",
     ]
-    # a refused watch waits out the rest of its 1 s window before the read; a silent one has used it up
-    assert len(pauses) == 1 and (0.5 < pauses[0] <= 1 if failed_watch != "hang" else pauses[0] == 0)
+    # a refused watch waits out the rest of its first (5 s) window before the read; a silent one has used it up
+    assert len(pauses) == 1 and (4.5 < pauses[0] <= 5 if failed_watch != "hang" else pauses[0] == 0)
 
 
 def test_a_watch_event_ends_the_wait_without_another_read(tmp_path, pauses):
@@ -101,3 +102,23 @@ def test_a_watch_the_api_forbids_still_stops_the_wait(tmp_path, pauses):
 )
 def test_what_counts_as_transient(error, transient):
     assert is_transient(error) is transient
+
+
+def test_watch_windows_grow_from_5_to_30_s_and_stop_at_the_deadline(monkeypatch):
+    monkeypatch.setattr(time, "monotonic", lambda: 1000.0)
+    assert list(itertools.islice(watch_windows(1100.0), 6)) == [5, 10, 20, 30, 30, 30]
+    assert next(watch_windows(1003.0)) == 3
+    assert list(watch_windows(999.0)) == []
+
+
+def pod(uid: str) -> dict:
+    return {"metadata": {"name": f"web-{uid}", "namespace": "apps", "uid": uid}}
+
+
+def test_evicted_pods_going_one_after_the_other_are_seen_in_one_watch(tmp_path, pauses):
+    listing = {"metadata": {"resourceVersion": "5"}, "items": [pod("a"), pod("b"), pod("kept")]}
+    events = [{"type": "DELETED", "object": pod("a")}, {"type": "DELETED", "object": pod("b")}]
+    with scripted_api(tmp_path, [("json", listing), ("events", events)]) as (api, kubeconfig):
+        left = wait_gone(Cluster(kubeconfig, None, 5), "worker-1", {"a", "b"}, time.monotonic() + 60)
+    assert left == []
+    assert api.methods == ["GET", "GET"] and "watch=" in api.requests[1]
