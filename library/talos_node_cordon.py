@@ -176,16 +176,14 @@ kept:
   elements: str
 """
 
-import contextlib
 import hashlib
-import http.client
 import time
 import traceback
 from collections.abc import Iterator
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.kube_api import KubeApi, KubeApiError, KubeConfigError, is_transient
+from ansible.module_utils.kube_api import REQUEST_ERRORS, KubeApi, KubeApiError, KubeConfigError, is_transient
 
 MERGE_PATCH = "application/merge-patch+json"
 CONFLICT_RETRIES = 5
@@ -325,7 +323,7 @@ class Cluster:
         try:
             yield from self.api.watch(collection, query, seconds, timeout)
             return
-        except (KubeApiError, OSError, http.client.HTTPException) as error:
+        except REQUEST_ERRORS as error:
             if not is_transient(error):
                 raise
         time.sleep(max(0.0, started + seconds - time.monotonic()))
@@ -379,7 +377,7 @@ def update_node(cluster: Cluster, name: str, change: Any) -> tuple[dict[str, Any
         patch.setdefault("metadata", {})["resourceVersion"] = node["metadata"]["resourceVersion"]
         try:
             return cluster.patch_node(name, patch), True
-        except (KubeApiError, OSError, http.client.HTTPException) as exc:
+        except REQUEST_ERRORS as exc:
             if isinstance(exc, KubeApiError) and exc.status == 409:
                 continue
             if not is_transient(exc) or attempt == CONFLICT_RETRIES - 1:
@@ -548,7 +546,7 @@ def create_probe_job(cluster: Cluster, jobs: str, body: dict[str, Any], selector
     while True:
         try:
             return cluster.json("POST", jobs, body=body)
-        except (KubeApiError, OSError, http.client.HTTPException) as error:
+        except REQUEST_ERRORS as error:
             if not is_transient(error) or attempt == READ_RETRIES:
                 raise
         time.sleep(2**attempt)
@@ -557,6 +555,14 @@ def create_probe_job(cluster: Cluster, jobs: str, body: dict[str, Any], selector
         created = [job for job in listed if not job["metadata"].get("deletionTimestamp")]
         if created:
             return created[0]
+
+
+def delete_probe_job(cluster: Cluster, job: str) -> None:
+    try:
+        cluster.json("DELETE", job, query=[("propagationPolicy", "Background")], idempotent=True)
+    except KubeApiError as exc:
+        if exc.status != 404:  # 404: a repeated DELETE whose first answer was lost, or the Job already gone
+            raise
 
 
 def run_probe(cluster: Cluster, name: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -574,8 +580,7 @@ def run_probe(cluster: Cluster, name: str, params: dict[str, Any]) -> dict[str, 
         deadline = started + params["probe_timeout"] + cluster.timeout
         verdict, _ = cluster.watch_until(lambda: cluster.json("GET", f"{jobs}/{job_name}"), jobs, job_verdict, deadline)
     finally:
-        with contextlib.suppress(KubeApiError):  # 404: a repeated DELETE whose first answer was lost
-            cluster.json("DELETE", f"{jobs}/{job_name}", query=[("propagationPolicy", "Background")], idempotent=True)
+        delete_probe_job(cluster, f"{jobs}/{job_name}")
     kind, reason = verdict or ("Unfinished", f"no verdict within {params['probe_timeout']} s")
     result = {"job": job_name, "verdict": kind, "reason": reason, "seconds": round(time.monotonic() - started, 2)}
     if kind != "Complete":

@@ -51,6 +51,11 @@ class KubeApiError(Exception):
         return " ".join([str(self.body.get("message") or self.reason), *causes])
 
 
+# What a request can raise: no answer at all (refused, reset, dropped, timed out, TLS), or KubeApiError.
+NO_ANSWER = (OSError, http.client.HTTPException)
+REQUEST_ERRORS = (KubeApiError, *NO_ANSWER)
+
+
 @dataclass
 class Endpoint:
     """Where the API server is and how to authenticate to it."""
@@ -263,7 +268,7 @@ class KubeApi:
         for attempt in range(self.read_retries if method == "GET" or idempotent else 0):
             try:
                 return _decoded(*self._exchange(method, target, body, content_type))
-            except (KubeApiError, OSError, http.client.HTTPException) as error:
+            except REQUEST_ERRORS as error:
                 if not is_transient(error):
                     raise
             time.sleep(2**attempt)
@@ -348,7 +353,7 @@ def is_transient(error: BaseException) -> bool:
         return error.status in TRANSIENT_STATUSES
     if isinstance(error, ssl.SSLCertVerificationError):
         return False
-    return isinstance(error, (OSError, http.client.HTTPException))
+    return isinstance(error, NO_ANSWER)
 
 
 # Connection options as kubernetes.core names them, with its K8S_AUTH_* environment fallbacks.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import getpass
-import http.client
 import json
 import os
 import re
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ansible.module_utils.kube_api import KubeApiError, is_transient
+from ansible.module_utils.kube_api import NO_ANSWER, KubeApiError, is_transient
 
 PHASES = (
     "preflight",
@@ -487,7 +486,7 @@ class StateStore:
             except KubeApiError as error:
                 if not is_transient(error) or attempt == self.settings.retries:
                     raise StateError(api_error_message(error, self.settings)) from error
-            except (OSError, http.client.HTTPException) as error:
+            except NO_ANSWER as error:
                 if not is_transient(error) or attempt == self.settings.retries:
                     raise StateError(
                         f"cannot reach the Kubernetes API for {self.settings.namespace}/{self.settings.name}: "

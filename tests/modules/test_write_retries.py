@@ -9,7 +9,7 @@ import time
 
 import pytest
 from ansible.module_utils.kube_api import KubeApiError
-from talos_node_cordon import Cluster, cordon, create_probe_job, evict, uncordon
+from talos_node_cordon import Cluster, cordon, create_probe_job, delete_probe_job, evict, uncordon
 
 from tests.modules.scripted_api import scripted_api
 
@@ -95,3 +95,15 @@ def test_an_eviction_whose_answer_was_lost_is_asked_again(tmp_path, pauses, seco
     with scripted_api(tmp_path, ["hang", second]) as (api, kubeconfig):
         assert evict(Cluster(kubeconfig, None, 1), pod) is None
     assert api.methods == ["POST", "POST"]
+
+
+def test_a_probe_job_delete_whose_answer_was_lost_ends_on_the_404_of_the_next(tmp_path, pauses):
+    with scripted_api(tmp_path, [("status", 503), ("status", 404)]) as (api, kubeconfig):
+        delete_probe_job(Cluster(kubeconfig, None, 5), f"{JOBS}/containerd-probe-x7k2p")
+    assert api.methods == ["DELETE", "DELETE"]
+
+
+def test_a_probe_job_delete_the_api_forbids_still_fails(tmp_path, pauses):
+    with scripted_api(tmp_path, [("status", 403)]) as (api, kubeconfig), pytest.raises(KubeApiError):
+        delete_probe_job(Cluster(kubeconfig, None, 5), f"{JOBS}/containerd-probe-x7k2p")
+    assert api.methods == ["DELETE"]
